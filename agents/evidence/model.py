@@ -1,0 +1,117 @@
+"""What the deterministic evidence engine produces, and what it is given.
+
+The offline analyst, the LLM crew, follow-up answers and the renderers all read
+`Evidence`; none of them reads raw logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from core.alert import Alert
+from integrations.code.base import ChangeSource, Commit, Deploy
+from integrations.logs.base import LogSource
+from integrations.metrics.base import Series
+from integrations.runbooks.base import Runbook
+
+SignatureTrend = Literal["new", "spiking", "chronic", "steady", "fading"]
+
+
+@dataclass(slots=True)
+class EvidenceInputs:
+    """Everything gathered for one investigation. Logs stay sources: they are streamed, never loaded whole."""
+
+    alert: Alert
+    service: str
+    window_start: datetime
+    window_end: datetime
+    log_sources: list[LogSource] = field(default_factory=list)
+    change_sources: list[ChangeSource] = field(default_factory=list)
+    commits: list[Commit] = field(default_factory=list)
+    deploys: list[Deploy] = field(default_factory=list)
+    series: list[Series] = field(default_factory=list)
+    runbooks: list[Runbook] = field(default_factory=list)
+    degraded: list[tuple[str, str]] = field(default_factory=list)
+    log_deadline_s: float = 120.0
+
+
+class SignatureEvidence(BaseModel):
+    group_id: int
+    template: str
+    count: int
+    count_before: int = 0
+    count_after: int = 0
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    level: str = ""
+    sample: str = ""
+    source: str = ""
+    sources: list[str] = Field(default_factory=list)
+    frames: list[str] = Field(default_factory=list)
+    exception: str | None = None
+    trend: SignatureTrend = "steady"
+    score: float = 0.0
+
+
+class SuspectEvidence(BaseModel):
+    sha: str
+    score: float = Field(ge=0, le=1)
+    reason: str
+    author: str = ""
+    message: str = ""
+    files: list[str] = Field(default_factory=list)
+    committed_at: datetime | None = None
+    deployed_at: datetime | None = None
+    url: str | None = None
+    signals: dict[str, float] = Field(default_factory=dict)
+
+
+class MetricShiftEvidence(BaseModel):
+    metric: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    change_at: datetime
+    before: float
+    after: float
+    direction: Literal["up", "down"] = "up"
+
+
+class RunbookMatch(BaseModel):
+    title: str
+    path: str
+    score: float
+
+
+class TimelineItem(BaseModel):
+    at: datetime
+    event: str
+    source: str = ""
+
+
+class Finding(BaseModel):
+    """The engine's conclusion, before any prose is written around it."""
+
+    category: str = "unknown"
+    confidence: float = 0.0
+    component: str | None = None
+    rationale: list[str] = Field(default_factory=list)
+
+
+class Evidence(BaseModel):
+    service: str
+    window_start: datetime
+    window_end: datetime
+    alert_at: datetime
+    onset: datetime | None = None
+    signatures: list[SignatureEvidence] = Field(default_factory=list)
+    suspects: list[SuspectEvidence] = Field(default_factory=list)
+    metric_shifts: list[MetricShiftEvidence] = Field(default_factory=list)
+    deploys: list[dict[str, Any]] = Field(default_factory=list)
+    runbooks: list[RunbookMatch] = Field(default_factory=list)
+    timeline: list[TimelineItem] = Field(default_factory=list)
+    finding: Finding = Field(default_factory=Finding)
+    degraded: list[tuple[str, str]] = Field(default_factory=list)
+    stats: dict[str, float] = Field(default_factory=dict)

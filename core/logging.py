@@ -1,0 +1,68 @@
+"""structlog set-up: JSON in production, pretty on a terminal; context bound once per run."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from core.redaction import redact_text
+
+
+def _redact_event(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    # Last line of defence: whatever reaches a log line passes the same redaction as evidence.
+    for key, value in list(event_dict.items()):
+        if isinstance(value, str):
+            event_dict[key] = redact_text(value)
+    return event_dict
+
+
+def _add_trace_id(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from opentelemetry import trace
+
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event_dict.setdefault("trace_id", format(ctx.trace_id, "032x"))
+    except ImportError:
+        pass
+    return event_dict
+
+
+def configure_logging(fmt: str = "console", level: str = "info", *, stream: Any = None) -> None:
+    """Send structlog and stdlib logging to `stream` (stderr by default) in one format."""
+    stream = stream or sys.stderr
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_id,
+        _redact_event,
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer] if fmt == "json" else [*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=shared)
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.getLevelName(level.upper()))
+    for noisy in ("httpx", "urllib3", "LiteLLM", "crewai", "rq.worker", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def bind_investigation(investigation_id: str) -> None:
+    """Every later log line of this run (this thread or task) carries the id."""
+    structlog.contextvars.bind_contextvars(investigation_id=investigation_id)
+
+
+def unbind_investigation() -> None:
+    structlog.contextvars.unbind_contextvars("investigation_id")

@@ -1,0 +1,148 @@
+"""Tables: investigations and what hangs off them.
+
+JSON columns hold documents whose shape is owned elsewhere (the alert, the report
+contract); everything we filter or join on is a real column.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_investigation_id() -> str:
+    return "inv_" + secrets.token_hex(6)
+
+
+class Status(StrEnum):
+    queued = "queued"
+    gathering = "gathering"
+    analysing = "analysing"
+    reporting = "reporting"
+    done = "done"
+    failed = "failed"
+    degraded = "degraded"
+
+    @property
+    def finished(self) -> bool:
+        return self in (Status.done, Status.failed, Status.degraded)
+
+
+class Source(StrEnum):
+    slack_command = "slack_command"
+    pagerduty_post = "pagerduty_post"
+    pagerduty_webhook = "pagerduty_webhook"
+    api = "api"
+    cli = "cli"
+
+
+class Investigation(SQLModel, table=True):
+    __tablename__ = "investigations"
+    __table_args__ = (
+        Index("ix_investigations_service_created", "service", "created_at"),
+        Index("ix_investigations_status", "status"),
+    )
+
+    id: str = Field(default_factory=new_investigation_id, primary_key=True, max_length=32)
+    status: str = Field(default=Status.queued.value, max_length=16)
+    source: str = Field(max_length=32)
+    service: str = Field(max_length=200)
+    title: str = Field(default="", max_length=500)
+    alert: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    window_start: datetime
+    window_end: datetime
+    at: datetime
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_thread_ts: str | None = Field(default=None, max_length=32)
+    slack_status_ts: str | None = Field(default=None, max_length=32)
+    slack_report_ts: str | None = Field(default=None, max_length=32)
+    pagerduty_incident_id: str | None = Field(default=None, max_length=64, unique=True)
+    parent_id: str | None = Field(default=None, max_length=32, description="the investigation this one re-runs or joins")
+    requested_by: str | None = Field(default=None, max_length=64)
+    category: str | None = Field(default=None, max_length=32)
+    confidence: float | None = None
+    report: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = None
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ProgressEvent(SQLModel, table=True):
+    __tablename__ = "progress_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    investigation_id: str = Field(foreign_key="investigations.id", index=True, max_length=32)
+    at: datetime = Field(default_factory=utcnow)
+    stage: str = Field(max_length=32)
+    message: str
+    milestone: bool = False
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class FollowUp(SQLModel, table=True):
+    """A question asked about an investigation and the answer we gave."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (UniqueConstraint("investigation_id", "dedupe_key", name="uq_follow_ups_dedupe"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    investigation_id: str = Field(foreign_key="investigations.id", index=True, max_length=32)
+    dedupe_key: str = Field(max_length=64, description="Slack message ts, or a request id from the API")
+    question: str
+    asked_by: str | None = Field(default=None, max_length=64)
+    answer: str | None = None
+    answered_by: str | None = Field(default=None, max_length=16, description="offline or crew")
+    status: str = Field(default="pending", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    answered_at: datetime | None = None
+
+
+class JiraLink(SQLModel, table=True):
+    """At most one ticket per investigation: the primary key makes a second one impossible."""
+
+    __tablename__ = "jira_links"
+
+    investigation_id: str = Field(foreign_key="investigations.id", primary_key=True, max_length=32)
+    status: str = Field(default="pending", max_length=16)
+    key: str | None = Field(default=None, max_length=32)
+    url: str | None = None
+    requested_by: str | None = Field(default=None, max_length=64)
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundDelivery(SQLModel, table=True):
+    """A delivery we already acted on (Slack event id, webhook id): duplicates stop here."""
+
+    __tablename__ = "inbound_deliveries"
+
+    key: str = Field(primary_key=True, max_length=200)
+    kind: str = Field(max_length=32)
+    investigation_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(index=True, max_length=16)
+    key_hash: str = Field(max_length=128)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None

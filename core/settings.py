@@ -1,0 +1,105 @@
+"""Every setting the application reads, in one place.
+
+Values come from the environment and `.env`; `APP_ENV` picks a profile whose
+defaults differ (test: in-memory friendly, prod: JSON logs). The README's
+configuration table is checked against `Settings.model_fields` by a test.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Profile(StrEnum):
+    dev = "dev"
+    test = "test"
+    prod = "prod"
+
+
+DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    app_env: Profile = Field(Profile.dev, description="Profile: dev, test or prod.")
+    data_dir: Path = Field(DATA_DIR, description="Folder for the SQLite file, CrewAI storage and other local state.")
+    database_url: str = Field("", description="SQLAlchemy URL; default a SQLite file under DATA_DIR. PostgreSQL: postgresql+psycopg://user@host/db.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the RQ queue, progress pub/sub and rate limits.")
+    queue_name: str = Field("investigations", description="RQ queue name.")
+    job_timeout_s: int = Field(600, description="Hard limit for one investigation job.")
+    job_retries: int = Field(2, description="How often a failed investigation job is retried before it is marked failed.")
+    services_file: Path | None = Field(None, description="Service catalog YAML (see services.example.yaml).")
+    public_url: str = Field("http://127.0.0.1:8000", description="Base URL of the web process, for links in Slack and Jira.")
+
+    slack_bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-...).")
+    slack_signing_secret: SecretStr | None = Field(None, description="Signing secret that verifies Slack requests.")
+    slack_app_token: SecretStr | None = Field(None, description="App-level token (xapp-...); set it to run in Socket Mode.")
+    slack_api_url: str = Field("https://slack.com/api/", description="Base URL of the Slack Web API (tests point it at a stand-in).")
+    slack_watched_channels: list[str] = Field(default_factory=list, description="Channel ids where PagerDuty posts start investigations (empty: every channel the bot is in).")
+    slack_pagerduty_bot_ids: list[str] = Field(default_factory=list, description="bot_id/app_id values of the PagerDuty app (empty: the PagerDuty app's well-known app id).")
+    slack_allowed_channels: list[str] = Field(default_factory=list, description="If set, /investigate and Create Jira only work in these channel ids.")
+    slack_allowed_users: list[str] = Field(default_factory=list, description="If set, only these user ids may use /investigate and Create Jira.")
+
+    pagerduty_webhook_secrets: list[SecretStr] = Field(default_factory=list, description="Signing secrets of PagerDuty v3 webhook subscriptions (several while rotating).")
+    pagerduty_service_map: dict[str, str] = Field(default_factory=dict, description="PagerDuty service name or id -> catalog service, beyond the catalog's aliases.")
+
+    openai_api_key: SecretStr | None = Field(None, description="Enables the LLM crew; unset means the offline analyst.")
+    openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (Azure OpenAI, vLLM, Ollama ...).")
+    llm_model: str = Field("gpt-4o-mini", description="Model name at that endpoint.")
+    llm_timeout_s: float = Field(30.0, description="Timeout of one LLM call.")
+    llm_max_retries: int = Field(2, description="Retries of one LLM call on timeouts, 5xx and 429.")
+    llm_deadline_s: float = Field(120.0, description="Hard deadline for the whole crew run.")
+    llm_token_budget: int = Field(15_000, description="Input tokens allowed across all LLM calls of one investigation.")
+
+    jira_url: str | None = Field(None, description="Jira base URL.")
+    jira_user: str | None = Field(None, description="Jira user (email for Jira Cloud).")
+    jira_api_token: SecretStr | None = Field(None, description="Jira API token.")
+    jira_project: str = Field("OPS", description="Jira project key when the catalog names none.")
+
+    log_format: str = Field("console", description="json or console.")
+    log_level: str = Field("info", description="Minimum log level.")
+    templates_dir: Path | None = Field(None, description="Folder whose Jinja2 templates override the built-in report templates.")
+    redaction_patterns: list[str] = Field(default_factory=list, description="Extra regular expressions whose matches are redacted from evidence.")
+    otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint for traces; tracing export is off when unset.")
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in ("json", "console"):
+            raise ValueError("LOG_FORMAT must be json or console")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'incident-responder.db'}"
+
+    @property
+    def llm_enabled(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    settings = Settings()
+    if settings.app_env is Profile.prod and "LOG_FORMAT" not in _env_keys():
+        settings.log_format = "json"
+    return settings
+
+
+def _env_keys() -> set[str]:
+    import os
+
+    return {k.upper() for k in os.environ}
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()

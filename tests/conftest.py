@@ -1,0 +1,101 @@
+"""Shared fixtures: real PostgreSQL and Redis on loopback, a SQLite file, clean settings.
+
+Each test session gets its own PostgreSQL database and its own RQ queue name, so
+two suites on one machine (developers, CI) never see each other's rows or jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+
+from core.runtime import reset_runtime
+from core.settings import reset_settings
+from core.store import Store
+
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CREWAI_DISABLE_TRACKING", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+os.environ.setdefault("CREWAI_DISABLE_VERSION_CHECK", "true")
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+SCENARIOS = SHARED / "scenarios" / "public"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name = f"ir_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        from core.db import get_engine
+
+        get_engine.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ir.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ir.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    return Store.from_url(db_url)
+
+
+@pytest.fixture
+def redis_conn() -> Iterator[Redis]:
+    conn = Redis.from_url(REDIS_URL)
+    conn.ping()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, queue_name: str) -> Iterator[dict[str, str]]:
+    """A clean test environment: SQLite under tmp, the real Redis, a private queue, no Slack or LLM."""
+    env = {
+        "APP_ENV": "test",
+        "DATA_DIR": str(tmp_path / "var"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'ir.db'}",
+        "REDIS_URL": REDIS_URL,
+        "QUEUE_NAME": queue_name,
+        "LOG_FORMAT": "console",
+    }
+    for key in ("OPENAI_API_KEY", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "JIRA_URL", "SERVICES_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reset_settings()
+    reset_runtime()
+    yield env
+    reset_settings()
+    reset_runtime()
