@@ -1,0 +1,117 @@
+"""Local git repositories, read with the git command line (streamed, bounded)."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from integrations.code.base import Commit, FileChange
+from integrations.errors import SourceError
+
+_SEP = "\x1e"
+_FIELD = "\x1f"
+_FORMAT = _FIELD.join(["%H", "%an", "%cI", "%P", "%B"])
+
+
+class GitChangeSource:
+    """Commits of one branch of a local clone; `url_template` (e.g. https://github.com/o/r/commit/{sha}) adds links."""
+
+    def __init__(self, path: Path, branch: str = "main", *, name: str = "git", url_template: str | None = None, timeout_s: float = 30.0) -> None:
+        self.path = path
+        self.branch = branch
+        self.name = name
+        self.url_template = url_template
+        self.timeout_s = timeout_s
+        if not path.is_dir():
+            raise SourceError(f"git repository {path} does not exist")
+        if self._git("rev-parse", "--is-inside-work-tree", check=False).strip() != "true" and not (path / "HEAD").exists():
+            raise SourceError(f"{path} is not a git repository")
+
+    def _git(self, *args: str, check: bool = True, max_bytes: int | None = None) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(self.path), "-c", "core.quotepath=off", *args],
+                capture_output=True,
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SourceError(f"git {args[0]} in {self.path} took longer than {self.timeout_s:.0f}s") from exc
+        if check and done.returncode != 0:
+            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise SourceError(f"git {args[0]} failed in {self.path}: {message[-1] if message else done.returncode}")
+        out = done.stdout if max_bytes is None else done.stdout[:max_bytes]
+        return out.decode("utf-8", "replace")
+
+    def _url(self, sha: str) -> str | None:
+        return self.url_template.format(sha=sha) if self.url_template else None
+
+    def _ref(self) -> str:
+        return self.branch if self._git("rev-parse", "--verify", "--quiet", self.branch, check=False).strip() else "HEAD"
+
+    def commits(self, start: datetime, end: datetime, *, limit: int = 2000) -> list[Commit]:
+        out = self._git(
+            "log",
+            self._ref(),
+            f"--since={start.astimezone(UTC).isoformat()}",
+            f"--until={end.astimezone(UTC).isoformat()}",
+            f"--max-count={limit}",
+            "--numstat",
+            "-M",
+            f"--format={_SEP}{_FORMAT}{_FIELD}",
+        )
+        return [c for c in (self._parse_commit(block) for block in out.split(_SEP) if block.strip()) if c is not None]
+
+    def _parse_commit(self, block: str) -> Commit | None:
+        parts = block.split(_FIELD)
+        if len(parts) < 6:
+            return None
+        sha, author, committed, parents, message, stats = parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]
+        files: list[FileChange] = []
+        for line in stats.strip().splitlines():
+            cols = line.split("\t")
+            if len(cols) != 3:
+                continue
+            added, deleted, path = cols
+            old_path = None
+            if " => " in path:
+                old_path, path = _rename_paths(path)
+            files.append(
+                FileChange(path=path, additions=int(added) if added.isdigit() else 0, deletions=int(deleted) if deleted.isdigit() else 0, old_path=old_path)
+            )
+        return Commit(
+            sha=sha.strip(),
+            author=author,
+            committed_at=datetime.fromisoformat(committed).astimezone(UTC),
+            message=message.strip(),
+            files=files,
+            url=self._url(sha.strip()),
+            is_merge=len(parents.split()) > 1,
+        )
+
+    def diff(self, sha: str, *, paths: list[str] | None = None, max_bytes: int = 200_000) -> str:
+        args = ["show", "--format=", "--patch", "-M", "--first-parent", sha]
+        if paths:
+            args += ["--", *paths]
+        return self._git(*args, max_bytes=max_bytes)
+
+    def resolve(self, ref: str) -> str | None:
+        out = self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).strip()
+        return out or None
+
+    def commits_between(self, old: str | None, new: str, *, limit: int = 500) -> list[str]:
+        spec = f"{old}..{new}" if old else new
+        out = self._git("rev-list", f"--max-count={limit}", spec, check=False)
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def _rename_paths(path: str) -> tuple[str, str]:
+    """`src/{a => b}/x.py` or `a.py => b.py` as (old, new)."""
+    if "{" in path and "}" in path:
+        head, rest = path.split("{", 1)
+        inner, tail = rest.split("}", 1)
+        old, new = inner.split(" => ", 1)
+        return (head + old + tail).replace("//", "/"), (head + new + tail).replace("//", "/")
+    old, new = path.split(" => ", 1)
+    return old, new

@@ -1,0 +1,56 @@
+"""Metrics from a CSV of `timestamp,metric,labels,value` (labels as k=v;k=v or a JSON object)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+
+from core.timeparse import parse_iso
+from integrations.errors import SourceError
+from integrations.metrics.base import Series
+
+
+def _labels(text: str) -> dict[str, str]:
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+            return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        except ValueError:
+            text = text.strip("{}")
+    pairs = (p.split("=", 1) for p in text.replace(",", ";").split(";") if "=" in p)
+    return {k.strip(): v.strip().strip('"') for k, v in pairs}
+
+
+class MetricsCsv:
+    def __init__(self, path: Path, *, name: str = "metrics_csv") -> None:
+        self.path = path
+        self.name = name
+
+    def series(self, start: datetime, end: datetime) -> list[Series]:
+        found: dict[tuple[str, str], Series] = {}
+        try:
+            with self.path.open(newline="", encoding="utf-8", errors="replace") as fh:
+                for row in csv.DictReader(fh):
+                    try:
+                        at = parse_iso(row["timestamp"])
+                        value = float(row["value"])
+                    except (KeyError, TypeError, ValueError):
+                        continue
+                    if not start <= at <= end:
+                        continue
+                    metric, labels_text = row.get("metric") or "", row.get("labels") or ""
+                    key = (metric, labels_text)
+                    series = found.get(key)
+                    if series is None:
+                        series = found[key] = Series(metric=metric, labels=_labels(labels_text))
+                    series.points.append((at, value))
+        except OSError as exc:
+            raise SourceError(f"metrics file {self.path} cannot be read ({exc.strerror})") from exc
+        for series in found.values():
+            series.points.sort()
+        return list(found.values())
