@@ -1,0 +1,143 @@
+"""What every surface (Slack, REST API, CLI) does to start and steer investigations.
+
+Surfaces validate their own input and call these; they never touch the queue
+or the tables directly, so every path has the same idempotency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from core.alert import Alert
+from core.catalog import Catalog, parse_duration
+from core.models import FollowUp, Investigation, JiraLink, Source
+from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, enqueue
+from core.runtime import get_redis, get_store
+
+log = structlog.get_logger(__name__)
+
+CREATE_JIRA = "agents.jira_ticket.create_ticket"
+ON_INVESTIGATION_FAILURE = "agents.jobs.on_investigation_failure"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime
+    end: datetime
+    at: datetime
+
+
+def window_for(catalog: Catalog, *, at: datetime | None = None, since_s: int | None = None, now: datetime | None = None) -> Window:
+    """The time window to read: `since` (or the catalog's lookback) before `at`, and the catalog's `after` past it."""
+    now = now or datetime.now(UTC)
+    at = at or now
+    lookback = since_s if since_s is not None else parse_duration(catalog.defaults.lookback)
+    after = parse_duration(catalog.defaults.after)
+    return Window(start=at - timedelta(seconds=lookback), end=min(at + timedelta(seconds=after), max(now, at)), at=at)
+
+
+def open_investigation(
+    *,
+    alert: Alert,
+    service: str,
+    source: Source,
+    window: Window,
+    slack_channel: str | None = None,
+    slack_thread_ts: str | None = None,
+    requested_by: str | None = None,
+    parent_id: str | None = None,
+) -> tuple[Investigation, bool]:
+    """Record an investigation and queue it. Returns (investigation, created); a known PagerDuty incident is not created twice.
+
+    Raises core.queue.QueueUnavailable when Redis is down: the row stays `queued` and
+    `requeue_waiting` picks it up once the queue is back.
+    """
+    store = get_store()
+    row = Investigation(
+        source=source.value,
+        service=service,
+        title=alert.title[:500],
+        alert=alert.model_dump(mode="json"),
+        window_start=window.start,
+        window_end=window.end,
+        at=window.at,
+        slack_channel=slack_channel,
+        slack_thread_ts=slack_thread_ts,
+        pagerduty_incident_id=alert.incident_id if source in (Source.pagerduty_post, Source.pagerduty_webhook) else None,
+        requested_by=requested_by,
+        parent_id=parent_id,
+    )
+    stored = store.create_investigation(row)
+    if stored.id != row.id:
+        return stored, False
+    queue_investigation(stored.id)
+    return stored, True
+
+
+def queue_investigation(investigation_id: str) -> None:
+    try:
+        enqueue(get_redis(), INVESTIGATE, investigation_id, job_id=investigation_id, on_failure=ON_INVESTIGATION_FAILURE)
+    except AlreadyQueued:
+        log.info("investigation_already_queued", investigation_id=investigation_id)
+
+
+def rerun(investigation_id: str, *, requested_by: str | None) -> Investigation:
+    """A fresh investigation of the same alert and window, in the same thread."""
+    store = get_store()
+    old = store.require(investigation_id)
+    alert = Alert.model_validate(old.alert)
+    new, _ = open_investigation(
+        alert=alert.model_copy(update={"incident_id": None}),
+        service=old.service,
+        source=Source(old.source) if old.source not in (Source.pagerduty_post, Source.pagerduty_webhook) else Source.api,
+        window=Window(start=old.window_start, end=old.window_end, at=old.at),
+        slack_channel=old.slack_channel,
+        slack_thread_ts=old.slack_thread_ts,
+        requested_by=requested_by,
+        parent_id=old.id,
+    )
+    return new
+
+
+def ask(investigation_id: str, *, question: str, dedupe_key: str, asked_by: str | None) -> FollowUp | None:
+    """Record a follow-up question and queue its answer; None for a duplicate delivery of the same question."""
+    store = get_store()
+    follow_up = store.add_follow_up(investigation_id, dedupe_key=dedupe_key, question=question[:4000], asked_by=asked_by)
+    if follow_up is None:
+        return None
+    assert follow_up.id is not None
+    enqueue(get_redis(), ANSWER_FOLLOW_UP, follow_up.id, job_id=f"followup-{follow_up.id}", retries=1)
+    return follow_up
+
+
+def request_jira(investigation_id: str, *, requested_by: str | None) -> tuple[JiraLink, bool]:
+    """Claim the investigation's one Jira ticket and queue its creation; (existing link, False) when already claimed."""
+    store = get_store()
+    store.require(investigation_id)
+    link, claimed = store.claim_jira(investigation_id, requested_by=requested_by)
+    if claimed:
+        try:
+            enqueue(get_redis(), CREATE_JIRA, investigation_id, job_id=f"jira-{investigation_id}", retries=2)
+        except Exception:
+            # Without a job the claim would block every later click; give it back.
+            store.release_jira(investigation_id)
+            raise
+    return link, claimed
+
+
+def requeue_waiting(*, older_than: timedelta = timedelta(seconds=30)) -> list[str]:
+    """Queue investigations recorded while Redis was down (status queued, no job)."""
+    from rq.job import Job
+
+    store = get_store()
+    redis = get_redis()
+    requeued = []
+    for row in store.unfinished(older_than=datetime.now(UTC) - older_than):
+        if row.status == "queued" and not Job.exists(row.id, connection=redis):
+            redis.delete(f"ir:job-claimed:{row.id}")
+            queue_investigation(row.id)
+            requeued.append(row.id)
+    return requeued

@@ -1,0 +1,215 @@
+"""One investigation, end to end: gather → evidence → analyst → report.
+
+Gathering runs the sources in parallel, each under a deadline; a source that
+fails or hangs becomes a `degraded` entry and the investigation carries on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agents.evidence.engine import build_evidence
+from agents.evidence.model import Evidence, EvidenceInputs
+from agents.offline import write_report
+from agents.report import Degraded, Report
+from core.alert import Alert
+from core.redaction import redact
+from core.settings import Settings, get_settings
+from integrations.code.base import ChangeSource, Commit, Deploy, DeploySource
+from integrations.errors import SourceError
+from integrations.metrics.base import MetricSource, Series
+from integrations.registry import ServiceSources
+
+log = structlog.get_logger(__name__)
+
+ProgressFn = Callable[..., Any]
+GATHER_DEADLINE_S = 60.0
+
+
+def _quiet(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def gather(
+    *,
+    alert: Alert,
+    service: str,
+    window_start: datetime,
+    window_end: datetime,
+    sources: ServiceSources,
+    deadline_s: float = GATHER_DEADLINE_S,
+) -> EvidenceInputs:
+    """Fetch commits, deploys, metrics and runbooks in parallel; logs stay sources for the engine to stream."""
+    inputs = EvidenceInputs(
+        alert=alert,
+        service=service,
+        window_start=window_start,
+        window_end=window_end,
+        log_sources=list(sources.logs),
+        change_sources=list(sources.code),
+        degraded=list(sources.errors),
+    )
+    jobs: dict[Future[Any], tuple[str, Callable[[Any], None]]] = {}
+    # Not a `with` block: a hanging source must not hold the investigation past its deadline.
+    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gather")
+
+    def submit(label: str, call: Callable[[], Any], keep: Callable[[Any], None]) -> None:
+        jobs[pool.submit(call)] = (label, keep)
+
+    for code in sources.code:
+        submit(f"code:{code.name}", _bind_commits(code, window_start, window_end), inputs.commits.extend)
+    for dep in sources.deploys:
+        submit(f"deploys:{dep.name}", _bind_deploys(dep, window_start, window_end), inputs.deploys.extend)
+    for met in sources.metrics:
+        submit(f"metrics:{met.name}", _bind_series(met, window_start, window_end), inputs.series.extend)
+    for rb in sources.runbooks:
+        submit(f"runbooks:{rb.name}", rb.runbooks, inputs.runbooks.extend)
+    done, pending = wait(jobs, timeout=deadline_s)
+    for future in done:
+        label, keep = jobs[future]
+        error = future.exception()
+        if error is None:
+            keep(future.result())
+        else:
+            reason = str(error) if isinstance(error, SourceError) else f"{type(error).__name__}: {error}"
+            log.warning("source_failed", source=label, reason=reason)
+            inputs.degraded.append((label, reason))
+    for future in pending:
+        label, _ = jobs[future]
+        inputs.degraded.append((label, f"no answer within {deadline_s:.0f}s; skipped"))
+        future.cancel()
+    pool.shutdown(wait=False, cancel_futures=True)
+    inputs.commits.sort(key=lambda c: c.committed_at, reverse=True)
+    inputs.deploys.sort(key=lambda d: d.at)
+    return inputs
+
+
+def _bind_commits(src: ChangeSource, start: datetime, end: datetime) -> Callable[[], list[Commit]]:
+    return lambda: src.commits(start, end)
+
+
+def _bind_deploys(src: DeploySource, start: datetime, end: datetime) -> Callable[[], list[Deploy]]:
+    return lambda: src.deploys(start, end)
+
+
+def _bind_series(src: MetricSource, start: datetime, end: datetime) -> Callable[[], list[Series]]:
+    return lambda: src.series(start, end)
+
+
+def analyse(
+    evidence: Evidence, alert: Alert, *, investigation_id: str | None, settings: Settings, progress: ProgressFn, has_metrics: bool
+) -> Report:
+    """The offline analyst always writes a report; with an LLM configured the crew may replace it."""
+    offline = write_report(evidence, alert, investigation_id=investigation_id)
+    if not settings.llm_enabled:
+        return offline
+    from agents.crew.runner import run_crew
+
+    try:
+        return run_crew(evidence=evidence, alert=alert, offline=offline, settings=settings, progress=progress, has_metrics=has_metrics)
+    except Exception as exc:  # noqa: BLE001  (any crew failure degrades to the offline report)
+        log.warning("crew_failed", error=f"{type(exc).__name__}: {exc}")
+        offline.degraded.append(Degraded(component="llm", reason=f"the LLM crew failed ({type(exc).__name__}: {exc}); offline analysis shown"))
+        return offline
+
+
+def investigate(
+    *,
+    alert: Alert,
+    service: str,
+    window_start: datetime,
+    window_end: datetime,
+    sources: ServiceSources,
+    investigation_id: str | None = None,
+    progress: ProgressFn = _quiet,
+    settings: Settings | None = None,
+) -> Report:
+    settings = settings or get_settings()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    progress("gathering", f"Gathering evidence for {service} from {window_start:%H:%M} to {window_end:%H:%M} UTC")
+    inputs = gather(alert=alert, service=service, window_start=window_start, window_end=window_end, sources=sources)
+    timings["gather_s"] = round(time.perf_counter() - started, 3)
+
+    mark = time.perf_counter()
+    evidence = build_evidence(inputs, progress=lambda stage, message: progress(stage, message))
+    timings["evidence_s"] = round(time.perf_counter() - mark, 3)
+    progress(
+        "analysing",
+        f"Evidence gathered: {len(evidence.signatures)} log signatures, {len(evidence.suspects)} suspect changes, "
+        f"{len(evidence.metric_shifts)} metric shifts",
+        milestone=True,
+    )
+    top = evidence.suspects[0] if evidence.suspects else None
+    if top is not None and top.score >= 0.5:
+        progress("analysing", f"Suspect found: {top.sha[:8]} ({top.score:.2f}) {top.message.splitlines()[0] if top.message else ''}", milestone=True)
+
+    mark = time.perf_counter()
+    report = analyse(evidence, alert, investigation_id=investigation_id, settings=settings, progress=progress, has_metrics=bool(sources.metrics))
+    timings["analyse_s"] = round(time.perf_counter() - mark, 3)
+    timings["total_s"] = round(time.perf_counter() - started, 3)
+    report.timings.update(timings)
+    # Evidence is redacted here, before the report leaves the worker for Slack, Jira, the dashboard or a log line.
+    return Report.model_validate(redact(report.to_json_dict()))
+
+
+def local_sources(
+    *, logs: Path | None, repo: Path | None, deploys: Path | None, metrics: Path | None, runbooks: Path | None, branch: str = "main"
+) -> ServiceSources:
+    """Sources for a one-off investigation from paths on disk (the CLI's --logs/--repo/...)."""
+    from integrations.code.deploys_file import DeploysFile
+    from integrations.code.git import GitChangeSource
+    from integrations.logs.files import FileLogSource
+    from integrations.metrics.csv_file import MetricsCsv
+    from integrations.runbooks.folder import RunbookFolder
+
+    built = ServiceSources()
+    attempts: list[tuple[str, Callable[[], Any], list[Any]]] = []
+    if logs is not None:
+        attempts.append(("logs:files", lambda: FileLogSource([str(logs)], base_dir=Path.cwd()), built.logs))
+    if repo is not None:
+        attempts.append(("code:git", lambda: GitChangeSource(repo, branch=branch), built.code))
+    if deploys is not None:
+        attempts.append(("deploys:deploys_file", lambda: DeploysFile(deploys), built.deploys))
+    if metrics is not None:
+        attempts.append(("metrics:metrics_csv", lambda: MetricsCsv(metrics), built.metrics))
+    if runbooks is not None:
+        attempts.append(("runbooks:runbooks_dir", lambda: RunbookFolder(runbooks), built.runbooks))
+    for label, make, target in attempts:
+        try:
+            target.append(make())
+        except SourceError as exc:
+            built.errors.append((label, str(exc)))
+    return built
+
+
+def run_local(
+    *,
+    alert: Alert,
+    logs: Path | None,
+    repo: Path | None,
+    deploys: Path | None = None,
+    metrics: Path | None = None,
+    runbooks: Path | None = None,
+    lookback_s: int = 6 * 3600,
+    after_s: int = 900,
+    progress: ProgressFn = _quiet,
+) -> Report:
+    """Investigate an alert against paths on disk, with no catalog and no store."""
+    sources = local_sources(logs=logs, repo=repo, deploys=deploys, metrics=metrics, runbooks=runbooks)
+    return investigate(
+        alert=alert,
+        service=alert.service,
+        window_start=alert.created_at - timedelta(seconds=lookback_s),
+        window_end=alert.created_at + timedelta(seconds=after_s),
+        sources=sources,
+        progress=progress,
+    )
+
