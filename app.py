@@ -163,21 +163,27 @@ def _investigate_service(name: str, *, at: str | None, since: str | None, what: 
 @app.command()
 def demo(fmt: Annotated[str, typer.Option("--format", help="json or markdown.")] = "markdown") -> None:
     """Investigate the bundled example incident (no Slack, no LLM, no services needed)."""
-    import subprocess
-    import tempfile
+    example = EXAMPLES / "checkout-discount-crash"
+    repo = _demo_repo(example)
+    os.environ["OPENAI_API_KEY"] = ""
+    investigate(
+        alert=example / "alert.json", logs=example / "logs", repo=repo, deploys=example / "deploys.json",
+        metrics=example / "metrics.csv", runbooks=example / "runbooks", service=None, at=None, since=None, what="", fmt=fmt,
+    )
 
-    example = EXAMPLES / "checkout-timeout"
-    with tempfile.TemporaryDirectory(prefix="ir-demo-") as tmp:
-        repo = Path(tmp) / "repo"
+
+def _demo_repo(example: Path) -> Path:
+    """The example's git history, imported once from its fast-import stream (services.example.yaml points here too)."""
+    import subprocess
+
+    repo = Path("var/demo/checkout-repo")
+    if not (repo / ".git").exists():
+        repo.mkdir(parents=True, exist_ok=True)
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
         with (example / "repo.fi").open("rb") as stream:
             subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
         subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
-        os.environ["OPENAI_API_KEY"] = ""
-        investigate(
-            alert=example / "alert.json", logs=example / "logs", repo=repo, deploys=example / "deploys.json",
-            metrics=example / "metrics.csv", runbooks=example / "runbooks", service=None, at=None, since=None, what="", fmt=fmt,
-        )
+    return repo
 
 
 @app.command()
@@ -197,7 +203,11 @@ def templates(file: Annotated[Path | None, typer.Argument(help="One log message 
 
 
 @app.command()
-def serve(host: Annotated[str, typer.Option()] = "127.0.0.1", port: Annotated[int, typer.Option()] = 8000, workers: Annotated[int, typer.Option()] = 1) -> None:
+def serve(
+    host: Annotated[str, typer.Option(envvar="HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
+    workers: Annotated[int, typer.Option(envvar="WEB_CONCURRENCY")] = 1,
+) -> None:
     """Run the web process: REST API, dashboard, Slack events, PagerDuty webhooks, /metrics."""
     import uvicorn
 
