@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     redaction_patterns: list[str] = Field(default_factory=list, description="Extra regular expressions whose matches are redacted from evidence.")
     otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint for traces; tracing export is off when unset.")
 
+    api_rate_limit_per_key: str = Field("600/minute", description="REST API requests allowed per API key (limits syntax: 600/minute, 20/second).")
+    api_rate_limit_per_ip: str = Field("1200/minute", description="Requests allowed per client IP address, signed in or not.")
+    max_request_bytes: int = Field(1_048_576, description="Largest request body accepted by any endpoint (413 above it).")
+    session_secret: SecretStr | None = Field(None, description="Signs dashboard session cookies; set it when running several web processes (unset: random per process).")
+
     @field_validator("log_format")
     @classmethod
     def _known_format(cls, value: str) -> str:

@@ -186,6 +186,14 @@ class Store:
         next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
         return rows[:limit], next_cursor
 
+    def investigation_counts(self) -> list[tuple[str, str | None, str, int]]:
+        """(status, category, source, count) over every investigation, for the /metrics gauge."""
+        stmt = select(Investigation.status, Investigation.category, Investigation.source, func.count()).group_by(
+            Investigation.status, Investigation.category, Investigation.source
+        )
+        with self.session() as s:
+            return [(status, category, source, int(n)) for status, category, source, n in s.exec(stmt).all()]
+
     def unfinished(self, *, older_than: datetime) -> list[Investigation]:
         """Investigations not finished whose last update is older than `older_than` (for the reaper)."""
         active = [s.value for s in Status if not s.finished]
@@ -299,6 +307,18 @@ class Store:
     def api_keys_by_prefix(self, prefix: str) -> Sequence[ApiKey]:
         with self.session() as s:
             return list(s.exec(select(ApiKey).where(ApiKey.prefix == prefix)).all())
+
+    def get_api_key(self, key_id: int) -> ApiKey | None:
+        with self.session() as s:
+            return s.get(ApiKey, key_id)
+
+    def touch_api_key(self, key_id: int, at: datetime) -> None:
+        """Record when a key was last used (callers throttle this; it is a write per call)."""
+        with session_scope(self.engine) as s:
+            key = s.get(ApiKey, key_id)
+            if key is not None:
+                key.last_used_at = at
+                s.add(key)
 
     def list_api_keys(self) -> list[ApiKey]:
         with self.session() as s:
