@@ -1,0 +1,113 @@
+"""The store against both databases we support: a SQLite file and the real PostgreSQL."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.models import Investigation, Source, Status
+from core.store import InvestigationFilter, Store
+
+T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
+
+
+def make(service: str = "checkout", *, pd: str | None = None, created: datetime | None = None) -> Investigation:
+    row = Investigation(
+        source=Source.api.value, service=service, title=f"{service} errors", window_start=T0 - timedelta(hours=6), window_end=T0, at=T0, pagerduty_incident_id=pd
+    )
+    if created is not None:
+        row.created_at = created
+    return row
+
+
+def test_investigation_round_trips_with_aware_times(store: Store) -> None:
+    row = store.create_investigation(make())
+    got = store.require(row.id)
+    assert got.service == "checkout" and got.status == Status.queued.value
+    assert got.window_end == T0
+
+
+def test_same_pagerduty_incident_returns_the_existing_investigation(store: Store) -> None:
+    first = store.create_investigation(make(pd="PABC"))
+    second = store.create_investigation(make(pd="PABC"))
+    assert second.id == first.id
+    assert store.find_by_pagerduty("PABC").id == first.id  # type: ignore[union-attr]
+
+
+def test_concurrent_claims_of_one_jira_ticket_let_exactly_one_through(store: Store) -> None:
+    row = store.create_investigation(make())
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        results = list(pool.map(lambda i: store.claim_jira(row.id, requested_by=f"U{i}")[1], range(5)))
+    assert results.count(True) == 1
+
+
+def test_released_jira_claim_can_be_claimed_again(store: Store) -> None:
+    row = store.create_investigation(make())
+    assert store.claim_jira(row.id, requested_by="U1")[1]
+    store.release_jira(row.id)
+    assert store.claim_jira(row.id, requested_by="U2")[1]
+
+
+def test_duplicate_delivery_is_refused(store: Store) -> None:
+    assert store.claim_delivery("slack:Ev123", "event")
+    assert not store.claim_delivery("slack:Ev123", "event")
+
+
+def test_duplicate_follow_up_is_recorded_once(store: Store) -> None:
+    row = store.create_investigation(make())
+    assert store.add_follow_up(row.id, dedupe_key="1700000000.0001", question="which commit?", asked_by="U1") is not None
+    assert store.add_follow_up(row.id, dedupe_key="1700000000.0001", question="which commit?", asked_by="U1") is None
+    assert len(store.follow_ups(row.id)) == 1
+
+
+def test_status_changes_stamp_start_and_finish(store: Store) -> None:
+    row = store.create_investigation(make())
+    store.set_status(row.id, Status.gathering)
+    store.save_report(row.id, {"root_cause": {"category": "bad_deploy", "confidence": 0.8}}, Status.done)
+    got = store.require(row.id)
+    assert got.started_at is not None and got.finished_at is not None
+    assert (got.category, got.confidence) == ("bad_deploy", 0.8)
+
+
+def test_progress_events_come_back_in_order_after_an_id(store: Store) -> None:
+    row = store.create_investigation(make())
+    first = store.add_progress(row.id, "gathering", "one")
+    store.add_progress(row.id, "analysing", "two", milestone=True, data={"n": 2})
+    later = store.progress(row.id, after_id=first.id or 0)
+    assert [(e.message, e.milestone, e.data) for e in later] == [("two", True, {"n": 2})]
+
+
+def test_cursor_pagination_visits_every_row_once(store: Store) -> None:
+    made = {store.create_investigation(make(created=T0 + timedelta(seconds=i // 2))).id for i in range(7)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, cursor = store.list_investigations(InvestigationFilter(service="checkout"), limit=3, cursor=cursor)
+        seen += [r.id for r in page]
+        if cursor is None:
+            break
+    assert set(seen) == made and len(seen) == len(made)
+
+
+def test_filters_by_status_and_text(store: Store) -> None:
+    a = store.create_investigation(make("checkout"))
+    store.create_investigation(make("payments"))
+    store.set_status(a.id, Status.failed, error="boom")
+    rows, _ = store.list_investigations(InvestigationFilter(status="failed"))
+    assert [r.id for r in rows] == [a.id]
+    rows, _ = store.list_investigations(InvestigationFilter(text="PAYM"))
+    assert [r.service for r in rows] == ["payments"]
+
+
+def test_bad_cursor_is_a_value_error(store: Store) -> None:
+    with pytest.raises(ValueError, match="invalid cursor"):
+        store.list_investigations(cursor="not-a-cursor")
+
+
+def test_unfinished_lists_stale_rows_only(store: Store) -> None:
+    row = store.create_investigation(make())
+    store.set_status(row.id, Status.gathering)
+    assert [r.id for r in store.unfinished(older_than=datetime.now(UTC) + timedelta(seconds=1))] == [row.id]
+    assert store.unfinished(older_than=datetime.now(UTC) - timedelta(hours=1)) == []
