@@ -189,7 +189,7 @@ class Store:
     def investigation_counts(self) -> list[tuple[str, str | None, str, int]]:
         """(status, category, source, count) over every investigation, for the /metrics gauge."""
         stmt = select(Investigation.status, Investigation.category, Investigation.source, func.count()).group_by(
-            Investigation.status, Investigation.category, Investigation.source
+            col(Investigation.status), col(Investigation.category), col(Investigation.source)
         )
         with self.session() as s:
             return [(status, category, source, int(n)) for status, category, source, n in s.exec(stmt).all()]
