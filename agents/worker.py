@@ -11,6 +11,7 @@ from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
 from core.queue import get_queue
 from core.runtime import get_redis
+from core.tracing import TracedJob, configure_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -28,11 +29,12 @@ def _sweep_forever(stop: threading.Event) -> None:
 
 
 def run_worker(*, burst: bool = False) -> None:
+    configure_tracing("incident-responder-worker")
     redis = get_redis()
     stop = threading.Event()
     if not burst:
         threading.Thread(target=_sweep_forever, args=(stop,), name="sweeper", daemon=True).start()
     try:
-        Worker([get_queue(redis)], connection=redis).work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        Worker([get_queue(redis)], connection=redis, job_class=TracedJob).work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:
         stop.set()

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from rq import Callback, Queue, Retry
 
 from core.settings import get_settings
+from core.tracing import META_KEY, current_carrier
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +90,7 @@ def enqueue(
                 result_ttl=86400,
                 failure_ttl=7 * 86400,
                 description=description,
+                meta={META_KEY: current_carrier()},
             )
         except BaseException:
             if lock is not None:
