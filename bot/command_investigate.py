@@ -1,0 +1,172 @@
+"""`/investigate <service> [what is wrong] [--since 30m|2h|1d] [--at <ISO time or HH:MM>]`.
+
+Validation answers in the ack (Slack shows it only to the caller); once acked,
+the listener posts the thread's root message, records the investigation and
+queues it. Nothing here waits for the investigation itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from slack_bolt import Ack
+from slack_sdk.errors import SlackApiError
+
+from agents.flows import open_investigation, window_for
+from bot.access import check_access
+from bot.blocks import escape
+from bot.client import slack_error
+from bot.context import BACKEND_ERRORS, UNAVAILABLE, BotContext, first_delivery
+from bot.payloads import SlashCommand
+from core.alert import Alert
+from core.catalog import Catalog, CatalogError, parse_duration
+from core.models import Source
+from core.queue import QueueUnavailable
+from core.runtime import get_catalog
+from core.timeparse import ACCEPTED_TIME_FORMS, parse_at
+
+log = structlog.get_logger(__name__)
+
+USAGE = (
+    "Usage: `/investigate <service> [what is wrong] [--since 30m|2h|1d] [--at <ISO time or HH:MM>]`\n"
+    "Example: `/investigate checkout 502s on /pay --since 2h`"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InvestigateRequest:
+    service: str
+    what: str
+    since_s: int | None
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandError:
+    text: str
+
+
+def _usage(catalog: Catalog) -> str:
+    known = ", ".join(f"`{n}`" for n in catalog.names()[:20]) or "none yet (set SERVICES_FILE)"
+    return f"{USAGE}\nKnown services: {known}"
+
+
+def parse_investigate(text: str, catalog: Catalog, *, now: datetime | None = None) -> InvestigateRequest | CommandError:
+    """The request a command text makes, or the ephemeral error that says how to fix it."""
+    words = text.replace("\u2014", "--").split()
+    if not words or words[0].lower() in ("help", "-h", "--help"):
+        return CommandError(_usage(catalog))
+    options: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name, eq, inline = word.partition("=")
+        if name in ("--since", "--at"):
+            value = inline if eq else (words[i + 1] if i + 1 < len(words) else "")
+            if not value:
+                return CommandError(f"`{name}` needs a value.\n{USAGE}")
+            options[name] = value
+            i += 1 if eq else 2
+            continue
+        if word.startswith("--"):
+            return CommandError(f"Unknown option `{escape(word)}`.\n{USAGE}")
+        rest.append(word)
+        i += 1
+    if not rest:
+        return CommandError(_usage(catalog))
+    wanted = rest[0]
+    service = catalog.resolve(wanted)
+    if service is None:
+        close = catalog.close_matches(wanted)
+        hint = (
+            f"Did you mean {', '.join(f'`{c}`' for c in close)}?"
+            if close
+            else f"Known services: {', '.join(f'`{n}`' for n in catalog.names()[:20]) or 'none (set SERVICES_FILE)'}"
+        )
+        return CommandError(f"I don't know a service called `{escape(wanted)}`. {hint}")
+    try:
+        since_s = parse_duration(options["--since"]) if "--since" in options else None
+    except ValueError:
+        return CommandError(f"`--since {escape(options['--since'])}` is not a duration; use forms like 30m, 2h, 1d.")
+    try:
+        at = parse_at(options["--at"], now=now) if "--at" in options else None
+    except ValueError:
+        return CommandError(f"`--at {escape(options['--at'])}` is not a time; use {ACCEPTED_TIME_FORMS}.")
+    return InvestigateRequest(service=service, what=" ".join(rest[1:]), since_s=since_s, at=at)
+
+
+def handle_investigate(ack: Ack, command: SlashCommand, ctx: BotContext) -> None:
+    user, channel = command.get("user_id", ""), command.get("channel_id", "")
+    try:
+        catalog = get_catalog()
+    except CatalogError as exc:
+        ack(f":warning: The service catalog cannot be read: {escape(str(exc))}")
+        return
+    parsed = parse_investigate(command.get("text", ""), catalog)
+    if isinstance(parsed, CommandError):
+        ack(parsed.text)
+        return
+    refusal = check_access(ctx.settings, ctx.client, user_id=user, channel_id=channel, what="/investigate")
+    if refusal is not None:
+        ack(refusal.text)
+        return
+    ack(
+        f":hourglass_flowing_sand: Queued an investigation of *{parsed.service}*. "
+        "Progress and the report will follow in a thread in this channel."
+    )
+    start_from_command(parsed, command, ctx, catalog)
+
+
+def start_from_command(request: InvestigateRequest, command: SlashCommand, ctx: BotContext, catalog: Catalog) -> None:
+    """After the ack: root message, stored investigation, queued job; failures reach the caller as ephemerals."""
+    user, channel = command.get("user_id", ""), command.get("channel_id", "")
+    try:
+        if command.get("trigger_id") and not first_delivery(f"slack-command:{command['trigger_id']}", "slack_command"):
+            return
+    except BACKEND_ERRORS:
+        log.exception("command_dedupe_failed")
+        ctx.ephemeral(channel=channel, user=user, text=UNAVAILABLE)
+        return
+    what = request.what or f"Investigation of {request.service}"
+    try:
+        root = ctx.client.chat_postMessage(
+            channel=channel,
+            text=f":mag: <@{user}> started an investigation of *{request.service}*: {escape(what)}\n"
+            "Progress and the report follow in this thread.",
+            unfurl_links=False,
+        )
+    except SlackApiError as exc:
+        error = slack_error(exc)
+        hint = " Invite me first: `/invite @Incident Responder`." if error in ("not_in_channel", "channel_not_found") else ""
+        ctx.ephemeral(
+            channel=channel, user=user, text=f":warning: I could not post in this channel ({error}), so nothing was started.{hint}"
+        )
+        return
+    window = window_for(catalog, at=request.at, since_s=request.since_s)
+    alert = Alert(title=what, summary=request.what, service=request.service, created_at=window.at, source=Source.slack_command.value)
+    try:
+        investigation, _ = open_investigation(
+            alert=alert,
+            service=request.service,
+            source=Source.slack_command,
+            window=window,
+            slack_channel=str(root["channel"]),
+            slack_thread_ts=str(root["ts"]),
+            requested_by=user,
+        )
+    except QueueUnavailable:
+        log.warning("command_queue_unavailable", service=request.service)
+        ctx.reply(
+            channel=str(root["channel"]),
+            thread_ts=str(root["ts"]),
+            text=":warning: The job queue is not answering; the investigation is recorded and starts as soon as it is back.",
+        )
+        return
+    except BACKEND_ERRORS:
+        log.exception("command_store_failed", service=request.service)
+        ctx.ephemeral(channel=channel, user=user, text=UNAVAILABLE)
+        return
+    log.info("investigation_requested", investigation_id=investigation.id, service=request.service, user=user)
