@@ -212,6 +212,14 @@ def serve(
     import uvicorn
 
     _setup()
+    from core.settings import get_settings
+
+    if get_settings().slack_app_token is not None:
+        import threading
+
+        from bot.socket import start_socket_mode
+
+        threading.Thread(target=start_socket_mode, name="slack-socket-mode", daemon=True).start()
     uvicorn.run("web.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None, access_log=False)
 
 
