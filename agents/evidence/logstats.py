@@ -57,6 +57,7 @@ class GroupStats:
     levels: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
     text: str = ""
     frames: list[str] = field(default_factory=list)
     frame_files: set[str] = field(default_factory=set)
@@ -206,6 +207,7 @@ class LogStats:
             self._add_minute(minute, level, status, fields)
         if group.count <= MAX_SAMPLES:
             group.samples.append(event.raw[:MAX_SAMPLE_CHARS])
+            group.texts.append(text)
         if event.frames and not group.frames:
             group.frames = [str(f) for f in event.frames[:40]]
             group.frame_files = {f.file.rsplit("/", 1)[-1] for f in event.frames if f.file}

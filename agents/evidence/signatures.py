@@ -8,6 +8,7 @@ rate before and after are red herrings and sink to the bottom.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,9 +16,11 @@ from agents.evidence.lexicon import FAILURE, LEVEL_WEIGHT, ROUTINE
 from agents.evidence.logstats import GroupStats, LogStats
 from agents.evidence.model import SignatureEvidence, SignatureTrend
 from agents.evidence.onset import ChangePoint, first_event_from, rising_change_point
+from agents.evidence.templates import VAR
 
 TREND_FACTOR: dict[str, float] = {"new": 1.0, "spiking": 0.8, "steady": 0.12, "chronic": 0.04, "fading": 0.02}
 MAX_SIGNATURES = 25
+MAX_PLACEHOLDERS = 12
 # The first key error may precede the loudest one by a few minutes; look this far back for it.
 ONSET_LOOKBACK_MIN = 20
 
@@ -28,6 +31,28 @@ class Ranked:
     weight: float
     change: ChangePoint | None
     evidence: SignatureEvidence
+
+
+def display_template(template: str, texts: list[str]) -> str:
+    """The template with every placeholder that held the same text in all samples written out.
+
+    Masking is right for grouping, but a responder (and a search) needs the distinctive
+    constant text: the null field's name, the timeout value every failure shows.
+    """
+    parts = template.split(VAR)
+    if len(parts) == 1 or len(parts) > MAX_PLACEHOLDERS + 1 or not texts:
+        return template
+    pattern = re.compile("(.*?)".join(re.escape(p) for p in parts), re.DOTALL)
+    captures = [m.groups() for t in texts if (m := pattern.fullmatch(" ".join(t.split()))) is not None]
+    if len(captures) != len(texts):
+        return template
+    out = [parts[0]]
+    for index, tail in enumerate(parts[1:]):
+        values = {c[index] for c in captures}
+        value = next(iter(values))
+        constant = len(values) == 1 and 0 < len(value) <= 200 and (len(texts) > 1 or not any(ch.isdigit() for ch in value))
+        out.append((value if constant else VAR) + tail)
+    return "".join(out)
 
 
 def failure_weight(group: GroupStats) -> float:
@@ -127,7 +152,7 @@ def rank_signatures(stats: LogStats, window_start: datetime, window_end: datetim
         change = None
         evidence = SignatureEvidence(
             group_id=group.gid,
-            template=stats.template(group.gid),
+            template=display_template(stats.template(group.gid), group.texts),
             count=group.count,
             count_before=before,
             count_after=after,

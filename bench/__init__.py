@@ -1,0 +1,1 @@
+"""Benchmarks: the scenario suite, log templates on Loghub, and scale (`python -m bench`)."""

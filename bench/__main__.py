@@ -1,0 +1,98 @@
+"""`python -m bench` (`make bench`): scenario suite, Loghub templates, scale; tables on screen, JSON in bench/results/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import scale, scenarios
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "loghub"
+
+
+def _mark(value: Any) -> str:
+    if value is None:
+        return "-"
+    return "[green]✓[/]" if value else "[red]✗[/]"
+
+
+def _scenario_table(result: dict[str, Any]) -> Table:
+    table = Table(title="Scenario suite")
+    for column in ("bundle", "truth", "got", "component", "cat", "top1", "top3", "false blame", "sig", "comp", "onset", "s"):
+        table.add_column(column)
+    for row in result["bundles"]:
+        table.add_row(
+            row["bundle"],
+            row["truth_category"],
+            str(row.get("category_got", row.get("error", ""))),
+            str(row.get("component_got", "")),
+            _mark(row["category"]),
+            _mark(row["culprit_top1"]),
+            _mark(row["culprit_top3"]),
+            # False blame is bad when true: show it the other way round.
+            _mark(None if row["false_blame"] is None else not row["false_blame"]),
+            _mark(row["signature"]),
+            _mark(row["component"]),
+            _mark(row["onset"]),
+            f"{row['seconds']:.2f}",
+        )
+    totals = result["totals"]
+    cells = [f"{totals[m]['hits']}/{totals[m]['of']}" for m in scenarios.METRICS]
+    table.add_row("total", "", "", "", *cells, f"{totals['seconds_mean']}")
+    return table
+
+
+def _loghub(console: Console) -> dict[str, Any]:
+    try:
+        module = importlib.import_module("bench.loghub")
+    except ModuleNotFoundError:
+        console.print("[yellow]bench/loghub.py is not there yet: Loghub template accuracy skipped[/]")
+        return {"skipped": "bench/loghub.py missing"}
+    if not LOGHUB.is_dir():
+        console.print(f"[yellow]{LOGHUB} is missing: Loghub template accuracy skipped[/]")
+        return {"skipped": f"{LOGHUB} missing"}
+    result: dict[str, Any] = module.run(LOGHUB)
+    console.print_json(json.dumps(result, default=str))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scenarios", type=Path, action="append", default=[], help="another folder of incident bundles (repeatable)")
+    parser.add_argument("--skip-scale", action="store_true", help="leave out the 2,000,000-line run")
+    parser.add_argument("--skip-loghub", action="store_true")
+    args = parser.parse_args()
+    console = Console(width=220)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out: dict[str, Any] = {}
+
+    folders = [scenarios.PUBLIC, *args.scenarios] if scenarios.PUBLIC.is_dir() else list(args.scenarios)
+    out["scenarios"] = scenarios.run(folders)
+    console.print(_scenario_table(out["scenarios"]))
+    if not args.skip_loghub:
+        out["loghub"] = _loghub(console)
+    if not args.skip_scale:
+        out["scale"] = scale.run()
+        table = Table(title="Scale")
+        for key in ("bundle", "lines", "wall_s", "peak_rss_mb", "category"):
+            table.add_column(key)
+        s = out["scale"]
+        table.add_row(s["bundle"], f"{s['lines']:,}", str(s["wall_s"]), str(s["peak_rss_mb"]), str(s.get("category", s.get("error"))))
+        console.print(table)
+    path = RESULTS / f"bench-{stamp}.json"
+    path.write_text(json.dumps(out, indent=2, default=str))
+    (RESULTS / "latest.json").write_text(json.dumps(out, indent=2, default=str))
+    console.print(f"results written to {path}")
+
+
+if __name__ == "__main__":
+    main()
