@@ -109,7 +109,7 @@ def ask(investigation_id: str, *, question: str, dedupe_key: str, asked_by: str 
     if follow_up is None:
         return None
     assert follow_up.id is not None
-    enqueue(get_redis(), ANSWER_FOLLOW_UP, follow_up.id, job_id=f"followup-{follow_up.id}", retries=1)
+    enqueue(get_redis(), ANSWER_FOLLOW_UP, follow_up.id, job_id=f"followup-{investigation_id}-{follow_up.id}", retries=1)
     return follow_up
 
 
