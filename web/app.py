@@ -1,15 +1,95 @@
-"""The web process (FastAPI): health for now; the API, dashboard and Slack mount grow here."""
+"""The web process (FastAPI): REST API, live progress, dashboard, /metrics, health, and the Slack and PagerDuty endpoints.
+
+Middleware, outermost first: request context (request id, span, latency, last
+resort 500) -> per-IP rate limit -> body size limit -> the routes.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis as AsyncRedis
+
+from agents.render import validate_templates
+from core.settings import Settings, get_settings
+from core.tracing import configure_tracing
+from web import dashboard, errors, health, live, observability
+from web.api.investigations import router as investigations_router
+from web.auth import KeyVerifier
+from web.bodysize import BodySizeLimitMiddleware
+from web.context import RequestContextMiddleware
+from web.ratelimit import IpRateLimitMiddleware, Limiter
+from web.sample_report import SAMPLE_REPORT
+from web.session import Sessions
+
+log = structlog.get_logger(__name__)
+
+API_PREFIX = "/api/v1"
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="Incident Responder", docs_url=None, redoc_url=None)
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_tracing("incident-responder-web")
+    # A team's broken template override should stop the deploy, not the first report at 3 a.m.
+    validate_templates(settings.templates_dir, SAMPLE_REPORT)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.async_redis.aclose()
 
+    app = FastAPI(
+        title="Incident Responder",
+        version="1",
+        description="Start investigations, follow them live and read their reports. Authenticate with `Authorization: Bearer <API key>`.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.key_verifier = KeyVerifier()
+    app.state.sessions = Sessions(
+        settings.session_secret.get_secret_value() if settings.session_secret else None, secure=settings.public_url.startswith("https://")
+    )
+    app.state.limiter = Limiter(
+        settings.redis_url, per_key=settings.api_rate_limit_per_key, per_ip=settings.api_rate_limit_per_ip, namespace=settings.queue_name
+    )
+    app.state.async_redis = AsyncRedis.from_url(settings.redis_url, socket_connect_timeout=2)
+    app.state.metrics = observability.WebMetrics()
+
+    errors.install(app)
+    api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
+    api.include_router(investigations_router)
+    api.include_router(live.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.include_router(observability.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    mount_integrations(app, settings)
+
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(IpRateLimitMiddleware, limiter=app.state.limiter)
+    app.add_middleware(RequestContextMiddleware, observe=app.state.metrics.observe_request)
     return app
+
+
+def mount_integrations(app: FastAPI, settings: Settings) -> list[str]:
+    """Mount the Slack and PagerDuty endpoints that are configured; they verify their own signatures."""
+    mounted = []
+    if settings.slack_signing_secret is not None and settings.slack_signing_secret.get_secret_value():
+        from bot.http import slack_router
+
+        app.include_router(slack_router(settings))
+        mounted.append("slack")
+    if settings.pagerduty_webhook_secrets:
+        from bot.pagerduty_webhook import pagerduty_router
+
+        app.include_router(pagerduty_router(settings))
+        mounted.append("pagerduty")
+    log.info("web_integrations_mounted", mounted=mounted)
+    return mounted
