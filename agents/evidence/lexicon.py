@@ -70,7 +70,7 @@ CODE = re.compile(
 )
 FAILURE = re.compile(
     "|".join(p.pattern for p in (CREDENTIAL, DEPENDENCY, DNS, NODE, NETWORK, RESOURCE, TRAFFIC, SCHEMA, CODE))
-    + r"|exception|error|fail|fatal|crash|abort|denied|invalid|reject",
+    + r"|exception|error|fail|fatal|crash|abort|denied|invalid|reject|killed|terminated",
     _I,
 )
 # Lines that are routine however often they repeat: they never make a signature "key".

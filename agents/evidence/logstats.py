@@ -21,6 +21,8 @@ MAX_SAMPLE_CHARS = 4000
 MAX_TEXT_CHARS = 700
 MAX_NAMES_PER_GROUP = 40
 MAX_PODS = 5000
+# Start-up lines are rare; a template seen this often is request traffic, not a build announcing itself.
+MAX_MARKERS_PER_GROUP = 500
 # Fields whose text says what went wrong; they join the message in the signature.
 ERROR_FIELDS = ("error", "err", "body", "reason", "exception", "error_message", "detail", "cause", "error_description")
 STATUS_FIELDS = ("status", "status_code", "statusCode", "http_status", "response_code", "code")
@@ -98,7 +100,15 @@ class DeployMarker:
     pods: set[str] = field(default_factory=set)
 
 
+_STATUS_KEYS = frozenset(STATUS_FIELDS) | {"res"}
+_DURATION_KEYS = frozenset(DURATION_MS_FIELDS + DURATION_S_FIELDS)
+_ERROR_KEYS = frozenset(ERROR_FIELDS)
+
+
 def _status(fields: Mapping[str, Any]) -> int | None:
+    # Intersecting key sets runs in C; most events carry none of these fields.
+    if not _STATUS_KEYS.intersection(fields):
+        return None
     for key in STATUS_FIELDS:
         value = fields.get(key)
         if isinstance(value, int) and 100 <= value <= 599:
@@ -114,6 +124,8 @@ def _status(fields: Mapping[str, Any]) -> int | None:
 
 
 def _duration_ms(fields: Mapping[str, Any]) -> float | None:
+    if not _DURATION_KEYS.intersection(fields):
+        return None
     for key in DURATION_MS_FIELDS:
         value = fields.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -140,7 +152,7 @@ def signature_text(event: LogEvent) -> str:
     """The message plus whatever error text the event carries in fields or an exception line."""
     text = event.message or event.raw.split("\n", 1)[0]
     fields = event.fields
-    if fields:
+    if fields and not _ERROR_KEYS.isdisjoint(fields):
         for key in ERROR_FIELDS:
             value = fields.get(key)
             if isinstance(value, dict):
@@ -216,7 +228,7 @@ class LogStats:
             group.exception = event.exception[:1000]
         if group.count <= MAX_NAMES_PER_GROUP and fields:
             self._names(group, fields, ts)
-        if level == "info" and ts is not None:
+        if level == "info" and ts is not None and group.count <= MAX_MARKERS_PER_GROUP:
             self._marker(event, ts)
 
     def _add_minute(self, minute: int, level: str, status: int | None, fields: Mapping[str, Any]) -> None:
