@@ -104,7 +104,14 @@ def _bind_series(src: MetricSource, start: datetime, end: datetime) -> Callable[
 
 
 def analyse(
-    evidence: Evidence, alert: Alert, *, investigation_id: str | None, settings: Settings, progress: ProgressFn, has_metrics: bool
+    evidence: Evidence,
+    alert: Alert,
+    *,
+    investigation_id: str | None,
+    settings: Settings,
+    progress: ProgressFn,
+    has_metrics: bool,
+    sources: ServiceSources | None = None,
 ) -> Report:
     """The offline analyst always writes a report; with an LLM configured the crew may replace it."""
     offline = write_report(evidence, alert, investigation_id=investigation_id)
@@ -113,7 +120,9 @@ def analyse(
     from agents.crew.runner import run_crew
 
     try:
-        return run_crew(evidence=evidence, alert=alert, offline=offline, settings=settings, progress=progress, has_metrics=has_metrics)
+        return run_crew(
+            evidence=evidence, alert=alert, offline=offline, settings=settings, progress=progress, has_metrics=has_metrics, sources=sources
+        )
     except Exception as exc:  # noqa: BLE001  (any crew failure degrades to the offline report)
         log.warning("crew_failed", error=f"{type(exc).__name__}: {exc}")
         offline.degraded.append(Degraded(component="llm", reason=f"the LLM crew failed ({type(exc).__name__}: {exc}); offline analysis shown"))
@@ -152,7 +161,15 @@ def investigate(
         progress("analysing", f"Suspect found: {top.sha[:8]} ({top.score:.2f}) {top.message.splitlines()[0] if top.message else ''}", milestone=True)
 
     mark = time.perf_counter()
-    report = analyse(evidence, alert, investigation_id=investigation_id, settings=settings, progress=progress, has_metrics=bool(sources.metrics))
+    report = analyse(
+        evidence,
+        alert,
+        investigation_id=investigation_id,
+        settings=settings,
+        progress=progress,
+        has_metrics=bool(sources.metrics),
+        sources=sources,
+    )
     timings["analyse_s"] = round(time.perf_counter() - mark, 3)
     timings["total_s"] = round(time.perf_counter() - started, 3)
     report.timings.update(timings)
