@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis as AsyncRedis
 
@@ -62,10 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = observability.WebMetrics()
 
     errors.install(app)
-    api = APIRouter(prefix=API_PREFIX, responses=errors.ERROR_RESPONSES)
-    api.include_router(investigations_router)
-    api.include_router(live.router)
-    app.include_router(api)
+    app.include_router(investigations_router)
+    app.include_router(live.router)
     app.include_router(health.router)
     app.include_router(observability.router)
     app.include_router(dashboard.router)

@@ -27,10 +27,11 @@ from core.progress import channel, event_payload
 from core.runtime import get_store
 from web import service
 from web.auth import require
+from web.errors import ERROR_RESPONSES
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(tags=["investigations"])
+router = APIRouter(prefix="/api/v1", tags=["investigations"], responses=ERROR_RESPONSES)
 QUIET_POLL_S = 10.0
 NO_REDIS_POLL_S = 2.0
 

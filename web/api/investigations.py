@@ -27,9 +27,11 @@ from web.api.schemas import (
 )
 from web.auth import Principal, require
 from web.context import request_id_of
-from web.errors import ApiError
+from web.errors import ERROR_RESPONSES, ApiError
 
-router = APIRouter(prefix="/investigations", tags=["investigations"])
+# The full path lives on the router itself (not on a parent's prefix) so the matched route names its whole
+# template, which the latency metric and the span use as their `route` label.
+router = APIRouter(prefix="/api/v1/investigations", tags=["investigations"], responses=ERROR_RESPONSES)
 
 Reader = Annotated[Principal, Depends(require("read"))]
 Writer = Annotated[Principal, Depends(require("write"))]
