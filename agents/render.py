@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,16 @@ def _short(value: str | None, length: int = 8) -> str:
 
 
 def _when(value: str | None) -> str:
+    """ISO-8601 as `2026-03-10 13:31:58 UTC`: responders compare times across tools, seconds are enough."""
     if not value:
         return "?"
-    return value.replace("T", " ").replace("Z", " UTC")[:23]
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _pct(value: float | None) -> str:
