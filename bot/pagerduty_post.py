@@ -82,7 +82,7 @@ def _texts(node: Any) -> Iterator[str]:
         if node.get("type") == "field" or ("title" in node and "value" in node and isinstance(node.get("value"), str)):
             yield f"*{node.get('title', '')}*\n{node.get('value', '')}"
             return
-        for key in ("pretext", "title", "title_link", "text", "fields", "elements", "blocks", "fallback", "footer"):
+        for key in ("pretext", "title", "title_link", "text", "fields", "elements", "blocks", "attachments", "fallback", "footer"):
             if key in node:
                 yield from _texts(node[key])
 
