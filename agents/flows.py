@@ -6,6 +6,7 @@ or the tables directly, so every path has the same idempotency.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +15,10 @@ import structlog
 from core.alert import Alert
 from core.catalog import Catalog, parse_duration
 from core.models import FollowUp, Investigation, JiraLink, Source
-from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, enqueue
+from core.progress import Progress
+from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, QueueUnavailable, enqueue, resolve
 from core.runtime import get_redis, get_store
+from core.settings import Profile, get_settings
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +55,7 @@ def open_investigation(
 ) -> tuple[Investigation, bool]:
     """Record an investigation and queue it. Returns (investigation, created); a known PagerDuty incident is not created twice.
 
-    Raises core.queue.QueueUnavailable when Redis is down: the row stays `queued` and
+    Raises core.queue.QueueUnavailable when Redis is down (outside the dev profile): the row stays `queued` and
     `requeue_waiting` picks it up once the queue is back.
     """
     store = get_store()
@@ -78,10 +81,16 @@ def open_investigation(
 
 
 def queue_investigation(investigation_id: str) -> None:
+    """Queue the job; in the embedded (dev) profile with no Redis, run it on a thread of this process instead."""
     try:
         enqueue(get_redis(), INVESTIGATE, investigation_id, job_id=investigation_id, on_failure=ON_INVESTIGATION_FAILURE)
     except AlreadyQueued:
         log.info("investigation_already_queued", investigation_id=investigation_id)
+    except QueueUnavailable:
+        if get_settings().app_env is not Profile.dev:
+            raise
+        Progress(get_store(), investigation_id)("queued", "The job queue (Redis) is not answering; running this investigation inside this process")
+        threading.Thread(target=resolve(INVESTIGATE), args=(investigation_id,), name=f"inline-{investigation_id}", daemon=True).start()
 
 
 def rerun(investigation_id: str, *, requested_by: str | None) -> Investigation:
