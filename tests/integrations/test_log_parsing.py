@@ -1,0 +1,477 @@
+"""`parse_stream` on every log format the responder meets, and on input meant to break it."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from integrations.logs.base import LEVELS, Frame, LogEvent
+from integrations.logs.files import open_lines
+from integrations.logs.parsing import (
+    MAX_FOLDED_LINES,
+    MAX_FRAMES,
+    MAX_MESSAGE,
+    MAX_RAW,
+    normalize_level,
+    parse_stream,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
+LEADING_TIME = re.compile(r"^\[?\d{4}[-/]\d\d[-/]\d\d")
+
+
+def parse(name: str) -> list[LogEvent]:
+    return list(parse_stream(open_lines(FIXTURES / name), name))
+
+
+def one(line: str) -> LogEvent:
+    events = list(parse_stream([line], "test"))
+    assert len(events) == 1, events
+    return events[0]
+
+
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- text formats with stack traces
+
+
+def test_python_traceback_folds_into_the_error_line_with_frames_and_the_last_exception() -> None:
+    events = parse("python-logging.log")
+
+    assert [e.level for e in events] == ["info", "warning", "error", "info"]
+    failed = events[2]
+    assert failed.ts == at(2025, 3, 14, 9, 41, 5, 880000)
+    assert failed.fields["logger"] == "billing.tasks"
+    # A chained traceback ("During handling of the above exception") is one event; the last exception wins.
+    assert failed.exception == "billing.render.errors.RenderError: no template for inv_Q7c1"
+    assert failed.message == "failed to render invoice inv_Q7c1 for customer cus_19aa: " + failed.exception
+    assert Frame("/srv/billing/app/tasks/invoices.py", "render_and_send", 54) in failed.frames
+    assert failed.frames[0] == Frame("/srv/billing/app/render/pdf.py", "render_invoice", 88)
+    assert "KeyError: 'template_name'" in failed.raw
+    assert failed.raw.count("\n") == 13
+
+
+@pytest.mark.parametrize(
+    ("line", "level", "message", "fields"),
+    [
+        (
+            "2025-06-30 17:22:56,096 ERROR [inventory.sync] stock feed rejected",
+            "error",
+            "stock feed rejected",
+            {"logger": "inventory.sync"},
+        ),
+        (
+            "2025-06-30 17:22:56,096 - inventory.sync - WARNING - stock feed slow",
+            "warning",
+            "stock feed slow",
+            {"logger": "inventory.sync"},
+        ),
+        (
+            "2025-06-30 17:22:56,096 [ERROR] inventory.sync: stock feed rejected",
+            "error",
+            "stock feed rejected",
+            {"logger": "inventory.sync"},
+        ),
+        (
+            "2025-06-30T17:22:56.096Z ERROR 1 --- [nio-8080-exec-3] c.i.inventory.web.StockController   : lookup failed",
+            "error",
+            "lookup failed",
+            {"thread": "nio-8080-exec-3", "logger": "c.i.inventory.web.StockController"},
+        ),
+        (
+            "2025-06-30T17:22:56.096Z ERROR 1 --- [inventory] [nio-8080-exec-3] c.i.StockController : lookup failed",
+            "error",
+            "lookup failed",
+            {"app": "inventory", "thread": "nio-8080-exec-3", "logger": "c.i.StockController"},
+        ),
+        (
+            "2025-06-30 17:22:56.096 [main] INFO  com.initech.Boot - started in 4.1s",
+            "info",
+            "started in 4.1s",
+            {"thread": "main", "logger": "com.initech.Boot"},
+        ),
+        ("[2025-06-30 17:22:56 +0000] [7] [CRITICAL] WORKER TIMEOUT (pid:12)", "critical", "WORKER TIMEOUT (pid:12)", {"pid": "7"}),
+        (
+            '2025-06-30T17:22:56.096Z\tERROR\tstock/feed.go:31\tfeed rejected\t{"error": "bad sku"}',
+            "error",
+            "feed rejected: bad sku",
+            {"caller": "stock/feed.go:31", "error": "bad sku"},
+        ),
+    ],
+)
+def test_logging_line_variants_give_level_fields_and_a_bare_message(line: str, level: str, message: str, fields: dict[str, str]) -> None:
+    event = one(line)
+
+    assert event.ts == at(2025, 6, 30, 17, 22, 56, 96000 if "56 " not in line else 0)
+    assert (event.level, event.message) == (level, message)
+    assert fields.items() <= event.fields.items()
+
+
+def test_spring_stack_trace_folds_with_package_paths_and_the_root_cause() -> None:
+    events = parse("spring-boot.log")
+
+    assert [e.level for e in events] == ["info", "error", "warning"]
+    failed = events[1]
+    assert failed.fields == {"thread": "http-nio-8080-exec-9", "logger": "com.initech.ledger.web.GlobalExceptionHandler"}
+    assert failed.exception is not None
+    assert failed.exception.startswith("org.springframework.dao.DataIntegrityViolationException: could not execute")
+    assert failed.exception.endswith(
+        'Caused by: org.postgresql.util.PSQLException: ERROR: duplicate key value violates unique constraint "transfers_idempotency_key"'
+    )
+    assert failed.message.startswith("unhandled exception on POST /api/v1/transfers: org.springframework.dao")
+    assert (
+        Frame("com/initech/ledger/service/TransferService.java", "com.initech.ledger.service.TransferService.create", 118) in failed.frames
+    )
+    assert Frame("java/lang/Thread.java", "java.lang.Thread.run", 1583) in failed.frames
+    assert failed.frames[-1].file == "com/initech/ledger/repository/TransferRepository.java"
+    # Generated proxies name no file a repository could hold.
+    assert not any("<generated>" in f.file for f in failed.frames)
+    assert "\t... 31 more" in failed.raw
+
+
+def test_celery_traceback_folds_per_pod_even_when_another_pods_lines_interleave() -> None:
+    events = parse("celery-pods.log")
+
+    assert len(events) == 5
+    failed = next(e for e in events if e.level == "error")
+    assert failed.fields == {"process": "ForkPoolWorker-3", "pod": "mailer-6b9f7c7d9-2xkqp", "container": "worker"}
+    assert failed.exception == "smtplib.SMTPServerDisconnected: Connection unexpectedly closed"
+    assert [f.function for f in failed.frames] == ["trace_task", "send_digest", "getreply"]
+    assert "mailer-6b9f7c7d9-r8lzw" not in failed.raw
+    assert all("[pod/" not in e.raw and "[pod/" not in e.message for e in events)
+    assert {e.fields["pod"] for e in events} == {"mailer-6b9f7c7d9-2xkqp", "mailer-6b9f7c7d9-r8lzw"}
+
+
+def test_go_panic_after_json_lines_is_its_own_critical_event_with_frames() -> None:
+    events = parse("go-panic.log")
+
+    assert [e.level for e in events] == ["info", "error", "critical"]
+    panic = events[2]
+    assert panic.exception == "panic: runtime error: invalid memory address or nil pointer dereference"
+    # Go prints a panic after the last log line, without a time of its own.
+    assert panic.ts == events[1].ts
+    assert panic.fields["ts_inferred"] is True
+    assert panic.frames == [
+        Frame("/app/internal/rule/evaluator.go", "github.com/umbrella/rules/internal/rule.(*Evaluator).Match", 42),
+        Frame("/app/internal/rule/service.go", "github.com/umbrella/rules/internal/rule.(*Service).Evaluate", 151),
+        Frame("/usr/local/go/src/net/http/server.go", "net/http.(*Server).Serve", 3285),
+    ]
+    assert panic.raw.endswith("exit status 2")
+
+
+# ---------------------------------------------------------------- JSON lines
+
+
+def test_zap_json_carries_error_text_and_a_go_stack_inside_a_field() -> None:
+    events = parse("zap.jsonl")
+
+    assert [e.level for e in events] == ["info", "error", "warning", "critical"]
+    assert events[0].ts == datetime.fromtimestamp(1722951601.25, UTC)
+    assert events[0].fields["status"] == 200
+    failed = events[1]
+    assert failed.message == "request failed: load cart 88124: context deadline exceeded"
+    assert failed.exception == "load cart 88124: context deadline exceeded"
+    assert failed.frames[0] == Frame("/src/internal/carts/handler.go", "github.com/umbrella/carts/internal/carts.(*Handler).fail", 77)
+    assert len(failed.frames) == 3
+    assert "stacktrace" not in failed.fields
+    assert failed.fields["pod"] == "carts-5d8f9b7c4-kq2xv"
+
+
+def test_pino_numeric_levels_epoch_milliseconds_and_err_stack() -> None:
+    events = parse("pino.jsonl")
+
+    assert [e.level for e in events] == ["info", "error", "warning", "critical"]
+    assert events[0].ts == at(2024, 10, 28, 10, 40, 1, 123000)
+    assert {k: events[0].fields[k] for k in ("method", "path", "status", "duration_ms")} == {
+        "method": "GET", "path": "/v1/orders/ord_55", "status": 200, "duration_ms": 23,
+    }  # fmt: skip
+    failed = events[1]
+    assert failed.exception == "TypeError: Cannot read properties of undefined (reading 'currency')"
+    assert failed.message == "unhandled error while processing request: " + failed.exception
+    assert failed.frames == [
+        Frame("/app/src/services/pricing.js", "priceOrder", 42),
+        Frame("/app/src/routes/orders.js", "createOrder", 17),
+        Frame("/app/node_modules/express/lib/router/index.js", "", 284),
+    ]
+    # bunyan writes the same levels with an ISO time.
+    assert events[3].ts == at(2024, 10, 28, 10, 40, 9, 512000)
+
+
+def test_structlog_event_with_a_formatted_traceback_field() -> None:
+    events = parse("structlog.jsonl")
+
+    assert events[0].message == "charge created"
+    failed = events[1]
+    assert failed.exception == "payments.clients.gateway.GatewayTimeout: authorize timed out after 5.0s"
+    assert failed.frames[-1] == Frame("/srv/payments/app/clients/gateway.py", "authorize", 33)
+    assert "exception" not in failed.fields
+    assert events[2].ts == at(2025, 2, 11, 8, 15, 31, 500000)
+
+
+def test_logstash_message_and_java_stack_trace_field() -> None:
+    events = parse("logstash.jsonl")
+
+    assert events[0].ts == at(2025, 7, 1, 12, 0, 1, 204000)
+    assert events[0].message.startswith("Started ShippingApplication")
+    failed = events[1]
+    assert failed.level == "error"
+    assert (
+        failed.exception
+        == "java.lang.IllegalStateException: carrier quote expired | Caused by: java.net.SocketTimeoutException: Read timed out"
+    )
+    assert [f.file for f in failed.frames] == [
+        "com/initech/shipping/labels/LabelService.java",
+        "com/initech/shipping/web/LabelController.java",
+        "com/initech/shipping/carrier/CarrierClient.java",
+    ]
+
+
+def test_broken_json_line_still_gives_its_time_level_and_message() -> None:
+    event = one('{"level":"error","ts":1722951605.9,"msg":"request failed","error":"boo')
+
+    assert (event.level, event.message, event.ts) == ("error", "request failed", datetime.fromtimestamp(1722951605.9, UTC))
+
+
+# ---------------------------------------------------------------- logfmt
+
+
+def test_logfmt_with_ts_or_time_keys_quoted_values_and_a_following_traceback() -> None:
+    events = parse("logfmt.log")
+
+    assert [e.level for e in events] == ["info", "warning", "error", "error"]
+    assert events[0].fields == {"logger": "app.db", "pod": "quotes-6f7d9c-abcde", "pool": "db", "active": "3", "idle": "17"}
+    assert events[1].fields["path"] == "/v1/quotes?limit=20"
+    assert (events[1].fields["status"], events[1].fields["duration_ms"]) == (429, 3.1)
+    assert events[2].exception == "httpx.ReadTimeout: timed out"
+    assert [f.function for f in events[2].frames] == ["get_quote", "convert"]
+    assert events[3].ts == at(2025, 9, 2, 5, 30, 3)
+    assert events[3].message == "fx refresh failed: dial tcp 10.0.4.7:443: i/o timeout"
+
+
+# ---------------------------------------------------------------- access, proxy and server logs
+
+
+def test_nginx_access_level_comes_from_status_and_fields_keep_the_request() -> None:
+    events = parse("nginx-access.log")
+
+    assert [e.level for e in events] == ["info", "warning", "error", "warning", "info"]
+    assert [e.message for e in events[:3]] == [
+        "GET /v2/invoices/inv_8Jd2 200",
+        "GET /wp-login.php 404",
+        "POST /v2/invoices/inv_Q7c1/send 502",
+    ]
+    bad_gateway = events[2].fields
+    assert {k: bad_gateway[k] for k in ("status", "method", "path", "duration_ms", "upstream_status")} == {
+        "status": 502, "method": "POST", "path": "/v2/invoices/inv_Q7c1/send", "duration_ms": 5003, "upstream_status": "502",
+    }  # fmt: skip
+    assert events[3].ts == at(2025, 3, 14, 9, 41, 6)  # written as 11:41:06 +0200
+    assert events[3].fields["status"] == 400 and "method" not in events[3].fields
+    assert events[4].fields["path"] == "/health"
+
+
+def test_envoy_access_flags_status_zero_and_duration() -> None:
+    events = parse("envoy-access.log")
+
+    assert [e.level for e in events] == ["info", "error", "warning", "warning"]
+    assert events[1].message == "POST /v1/convert 503 UF"
+    assert events[1].fields["duration_ms"] == 1002
+    assert events[1].fields["upstream_host"] == "10.33.7.13:8080"
+    assert events[0].ts == at(2025, 6, 11, 21, 4, 55, 318000)
+
+
+def test_nginx_error_lines_keep_the_message_and_move_the_request_context_to_fields() -> None:
+    events = parse("nginx-error.log")
+
+    assert [e.level for e in events] == ["error", "warning", "critical"]
+    assert events[0].message == "upstream prematurely closed connection while reading response header from upstream"
+    assert events[0].fields["upstream"] == "http://10.61.3.9:8080/v2/invoices/inv_Q7c1/send"
+    assert events[0].ts == at(2025, 3, 14, 9, 41, 5)
+
+
+def test_kubernetes_events_warning_type_is_a_warning_and_the_message_names_the_reason() -> None:
+    events = parse("kube-events.log")
+
+    assert [e.level for e in events] == ["info", "info", "warning", "warning", "info"]
+    assert events[2].message == "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503"
+    assert events[2].fields["pod"] == "fx-84d6c9b7f5-9xk2p"
+    assert events[4].fields == {"reason": "ScalingReplicaSet", "object": "deployment/fx"}
+    assert events[0].ts == at(2025, 6, 11, 21, 1, 10)
+
+
+def test_postgres_severities_and_detail_lines_fold_into_their_error() -> None:
+    events = parse("postgres.log")
+
+    assert [e.level for e in events] == ["info", "info", "error", "info", "critical", "critical", "warning"]
+    duplicate = events[2]
+    assert duplicate.message == 'duplicate key value violates unique constraint "transfers_idempotency_key"'
+    assert "DETAIL:  Key (idempotency_key)=(c0ffee-42) already exists." in duplicate.raw
+    assert "STATEMENT:  INSERT INTO transfers" in duplicate.raw
+    assert duplicate.fields == {"pid": 41822, "user": "ledger", "database": "ledger"}
+    assert events[3].raw.count("\n") == 2
+    assert events[0].ts == at(2025, 8, 19, 3, 12, 44, 501000)
+    assert events[6].ts == at(2025, 8, 19, 3, 14, 6, 120000)  # written as 05:14:06 +02
+
+
+def test_redis_role_and_level_marks() -> None:
+    events = parse("redis.log")
+
+    assert [e.level for e in events] == ["notice", "notice", "warning", "warning", "info"]
+    assert events[3].message == "Can't save in background: fork: Cannot allocate memory"
+    assert events[0].ts == at(2025, 8, 19, 3, 10, 0, 12000)
+
+
+# ---------------------------------------------------------------- across formats
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.iterdir()))
+def test_every_fixture_event_is_timed_utc_with_a_known_level_and_a_clean_message(name: str) -> None:
+    events = parse(name)
+
+    assert events
+    for event in events:
+        assert event.ts is not None and event.ts.utcoffset() is not None and event.ts.utcoffset().total_seconds() == 0
+        assert event.level in LEVELS
+        assert event.source == name
+        assert not LEADING_TIME.match(event.message), event.message
+        pod = event.fields.get("pod")
+        if isinstance(pod, str) and name == "celery-pods.log":
+            assert pod not in event.message
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [
+        ("WARN", "warning"), ("warning", "warning"), ("err", "error"), ("SEVERE", "error"), ("fatal", "critical"),
+        ("panic", "critical"), ("crit", "critical"), ("DPANIC", "critical"), ("notice", "notice"), ("trace", "trace"),
+        (10, "trace"), (20, "debug"), (30, "info"), (40, "warning"), (50, "error"), (60, "critical"), ("50", "error"),
+        (3, "error"), ("verbose", "debug"), ("shouting", "info"), (None, "info"), (True, "info"), ("²", "info"),
+    ],
+)  # fmt: skip
+def test_levels_are_normalised(value: object, level: str) -> None:
+    assert normalize_level(value) == level
+
+
+@pytest.mark.parametrize(
+    ("line", "ts"),
+    [
+        ('{"ts": 1751304176.096, "msg": "x"}', at(2025, 6, 30, 17, 22, 56, 96000)),
+        ('{"time": 1751304176096, "msg": "x"}', at(2025, 6, 30, 17, 22, 56, 96000)),
+        ('{"time": "1751304176", "msg": "x"}', at(2025, 6, 30, 17, 22, 56)),
+        ('{"timestamp": "2025-06-30T19:22:56.096+02:00", "msg": "x"}', at(2025, 6, 30, 17, 22, 56, 96000)),
+        ('{"@timestamp": "2025-06-30T17:22:56.096123456Z", "message": "x"}', at(2025, 6, 30, 17, 22, 56, 96123)),
+        ("ts=2025-06-30T17:22:56Z level=info msg=x", at(2025, 6, 30, 17, 22, 56)),
+        ("2025-06-30 17:22:56,096 INFO x", at(2025, 6, 30, 17, 22, 56, 96000)),
+        ('{"ts": 12.5, "msg": "seconds since start"}', None),
+        ('{"ts": "yesterday", "msg": "x"}', None),
+        ('{"time": 1e400, "msg": "x"}', None),
+    ],
+)
+def test_timestamps_become_aware_utc_or_none(line: str, ts: datetime | None) -> None:
+    assert one(line).ts == ts
+
+
+def test_lines_without_a_time_that_continue_nothing_are_events_without_ts() -> None:
+    events = list(parse_stream(["Starting server on :8080", "ERROR:root:cannot bind", "INFO:     Uvicorn running"], "x"))
+
+    assert [(e.ts, e.level, e.message) for e in events] == [
+        (None, "info", "Starting server on :8080"),
+        (None, "error", "cannot bind"),
+        (None, "info", "Uvicorn running"),
+    ]
+    assert events[1].fields == {"logger": "root"}
+
+
+def test_a_traceback_after_an_info_line_is_its_own_error_event() -> None:
+    lines = ["2025-06-30 17:22:56,096 INFO [app] worker started", "Traceback (most recent call last):",
+             '  File "/app/run.py", line 3, in <module>', "    main()", "ValueError: bad config"]  # fmt: skip
+
+    started, crash = parse_stream(lines, "x")
+
+    assert started.message == "worker started" and started.exception is None
+    assert (crash.level, crash.message, crash.exception) == ("error", "ValueError: bad config", "ValueError: bad config")
+    assert crash.ts == started.ts
+    assert crash.frames == [Frame("/app/run.py", "<module>", 3)]
+
+
+def test_pod_prefix_is_stripped_into_fields_for_any_format() -> None:
+    event = one('[pod/quotes-6f7d9c-abcde/app] {"level":"error","ts":1751304176,"msg":"boom"}')
+
+    assert (event.level, event.message, event.raw) == ("error", "boom", '{"level":"error","ts":1751304176,"msg":"boom"}')
+    assert (event.fields["pod"], event.fields["container"]) == ("quotes-6f7d9c-abcde", "app")
+
+
+# ---------------------------------------------------------------- robustness
+
+
+def test_a_ten_megabyte_line_is_capped_and_parsing_goes_on() -> None:
+    huge = "2025-06-30 17:22:56,096 ERROR [app] " + "x" * 10_000_000
+
+    events = list(parse_stream([huge, "2025-06-30 17:22:57,000 INFO [app] after"], "x"))
+
+    assert len(events) == 2
+    assert len(events[0].raw) == MAX_RAW and len(events[0].message) == MAX_MESSAGE
+    assert events[1].message == "after"
+
+
+def test_binary_junk_nul_bytes_and_replacement_characters_never_raise() -> None:
+    junk = bytes(range(256)).decode("latin-1")
+    lines = [junk, "\x00\x00{\x00}", "\ufffd\ufffd ERROR \ufffd", "2025-06-30 17:22:56,096 INFO [a\x00pp] ok\x00", "", "   ", "\ufeff"]
+
+    events = list(parse_stream(lines, "x"))
+
+    assert all("\x00" not in e.raw and e.level in LEVELS for e in events)
+    assert events[-1].message == "ok" and events[-1].fields == {"logger": "app"}
+
+
+def test_folding_keeps_memory_bounded() -> None:
+    frames = [f"\tat com.initech.Deep.call{i}(Deep.java:{i + 1})" for i in range(5000)]
+
+    (event,) = parse_stream(
+        ["2025-06-30 17:22:56,096 ERROR [main] com.initech.Deep - overflow", "java.lang.StackOverflowError", *frames], "x"
+    )
+
+    assert event.raw.count("\n") + 1 == MAX_FOLDED_LINES
+    assert len(event.raw) <= MAX_RAW
+    assert len(event.frames) == MAX_FRAMES
+    assert event.fields["folded_lines_dropped"] == 5002 - MAX_FOLDED_LINES
+    assert event.exception == "java.lang.StackOverflowError"
+
+
+def test_many_interleaved_pods_do_not_hold_unbounded_open_events() -> None:
+    lines = [f"[pod/app-{i}/c] 2025-06-30 17:22:56,096 INFO [a] hello {i}" for i in range(1000)]
+
+    events = list(parse_stream(lines, "x"))
+
+    assert len(events) == 1000
+    assert {e.message for e in events} == {f"hello {i}" for i in range(1000)}
+
+
+@pytest.mark.parametrize("prefix", ["", "\t", "\tat ", "2025-06-30 17:22:56,096 ERROR ", "{", "ts=1 msg=", "1.2.3.4 - - [", "[pod/a/b] "])
+@pytest.mark.parametrize("unit", ["(", "a.", "1:", '"', "\\", "\t/", " (", "=", "["])
+def test_hostile_long_lines_parse_in_linear_time(prefix: str, unit: str) -> None:
+    body = unit * (200_000 // len(unit))
+    started = time.perf_counter()
+
+    list(parse_stream(["2025-06-30 17:22:56,096 ERROR head", prefix + body, "\t" + body], "x"))
+
+    assert time.perf_counter() - started < 2.0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(max_size=400), max_size=20), st.sampled_from(sorted(p.name for p in FIXTURES.iterdir())))
+def test_parse_stream_never_raises_on_arbitrary_text(noise: list[str], name: str) -> None:
+    real = (FIXTURES / name).read_text().splitlines()
+    lines = [line for pair in zip(real, noise, strict=False) for line in pair] + noise
+
+    for event in parse_stream(lines, "x"):
+        assert event.level in LEVELS
+        assert event.ts is None or event.ts.tzinfo is not None
+        assert len(event.raw) <= MAX_RAW and len(event.message) <= MAX_MESSAGE
