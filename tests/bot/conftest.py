@@ -26,7 +26,7 @@ from bot_harness import BOT_TOKEN, PD_WEBHOOK_SECRET, SIGNING_SECRET, WebServer,
 from standin_jira import JiraStandin  # noqa: E402
 from standin_slack import SlackStandin  # noqa: E402
 
-from core.runtime import reset_runtime  # noqa: E402
+from core.runtime import get_store, reset_runtime  # noqa: E402
 from core.settings import Settings, get_settings, reset_settings  # noqa: E402
 
 SCENARIO = Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "public" / "pub-02-notifications-worker"
@@ -109,6 +109,8 @@ def bot_env(
     reset_settings()
     reset_runtime()
     reset_client()
+    # Migrate once up front: the first get_store() of two threads at once would run the migrations twice.
+    get_store()
     yield get_settings()
     reset_client()
 
