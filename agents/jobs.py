@@ -113,28 +113,48 @@ def on_investigation_failure(
     if job.should_retry:
         log.warning("investigation_attempt_failed_will_retry", investigation_id=job.id, error=str(exc))
         return
+    if exc_type is not None and exc_type.__name__ == "AbandonedJobError":
+        # RQ found the job in its started registry with no live worker: the process running it died.
+        mark_failed(job.id, WORKER_DIED)
+        return
     name = exc_type.__name__ if exc_type else "error"
     mark_failed(job.id, f"{name}: {exc}" if exc else name)
 
 
+WORKER_DIED = "the worker running it stopped and no retry is left; press Re-run to try again"
+# RQ states after which no attempt of the job will ever run again.
+_JOB_OVER = frozenset({"failed", "stopped", "canceled", "finished"})
+# How long an unfinished row may wait for its job to start before the sweep looks at it at all.
+_REAP_GRACE = timedelta(seconds=30)
+
+
 def reap_stale(now: datetime | None = None) -> list[str]:
-    """Fail investigations stuck in a running state with no job left to finish them (a worker killed mid-run)."""
+    """Fail investigations that no job will finish: a worker killed mid-run with no retry left, or a job lost with Redis.
+
+    A job RQ has given up on (its work horse was killed, so no failure callback ran) ends the investigation at
+    the next sweep; a row with no job at all waits STALE_AFTER first, since its work horse may still be running.
+    Rows still `queued` without a job were recorded while Redis was down: `requeue_waiting` queues those.
+    """
     from rq.job import Job
 
     now = now or datetime.now(UTC)
     store = get_store()
     redis = get_redis()
+    stale = {row.id for row in store.unfinished(older_than=now - STALE_AFTER)}
     reaped = []
-    for row in store.unfinished(older_than=now - STALE_AFTER):
+    for row in store.unfinished(older_than=now - _REAP_GRACE):
         status = None
         try:
             if Job.exists(row.id, connection=redis):
                 status = Job.fetch(row.id, connection=redis).get_status(refresh=True)
         except Exception:  # noqa: BLE001  (a Redis hiccup leaves the row for the next sweep)
+            log.warning("reap_job_lookup_failed", investigation_id=row.id)
             continue
-        if status in ("queued", "started", "deferred", "scheduled"):
+        if status is None and (row.status == Status.queued.value or row.id not in stale):
             continue
-        mark_failed(row.id, "the worker running it stopped and no retry is left; press Re-run to try again")
+        if status is not None and status not in _JOB_OVER:
+            continue
+        mark_failed(row.id, WORKER_DIED)
         reaped.append(row.id)
     return reaped
 

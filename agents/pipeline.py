@@ -144,7 +144,11 @@ def investigate(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     progress("gathering", f"Gathering evidence for {service} from {window_start:%H:%M} to {window_end:%H:%M} UTC")
-    inputs = gather(alert=alert, service=service, window_start=window_start, window_end=window_end, sources=sources)
+    inputs = gather(
+        alert=alert, service=service, window_start=window_start, window_end=window_end, sources=sources,
+        deadline_s=settings.source_deadline_s,
+    )
+    inputs.log_deadline_s = settings.log_read_deadline_s
     timings["gather_s"] = round(time.perf_counter() - started, 3)
 
     mark = time.perf_counter()

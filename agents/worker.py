@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import structlog
 from rq import Worker
@@ -11,30 +12,37 @@ from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
 from core.queue import get_queue
 from core.runtime import get_redis
+from core.settings import get_settings
 from core.tracing import TracedJob, configure_tracing
 
 log = structlog.get_logger(__name__)
 
-SWEEP_EVERY_S = 60.0
+# A row younger than this may still be on its way into the queue; leave it to the request that made it.
+MIN_REQUEUE_AGE_S = 5.0
 
 
-def _sweep_forever(stop: threading.Event) -> None:
-    while not stop.wait(SWEEP_EVERY_S):
+def _sweep_forever(stop: threading.Event, every_s: float) -> None:
+    waiting_for = timedelta(seconds=max(MIN_REQUEUE_AGE_S, every_s))
+    while not stop.wait(every_s):
         try:
-            reaped, requeued = reap_stale(), requeue_waiting()
+            reaped, requeued = reap_stale(), requeue_waiting(older_than=waiting_for)
             if reaped or requeued:
                 log.info("sweep", reaped=reaped, requeued=requeued)
-        except Exception:  # noqa: BLE001  (a failed sweep is retried next minute)
+        except Exception:  # noqa: BLE001  (a failed sweep is retried at the next one)
             log.exception("sweep_failed")
 
 
 def run_worker(*, burst: bool = False) -> None:
     configure_tracing("incident-responder-worker")
     redis = get_redis()
+    every_s = get_settings().worker_sweep_interval_s
     stop = threading.Event()
     if not burst:
-        threading.Thread(target=_sweep_forever, args=(stop,), name="sweeper", daemon=True).start()
+        threading.Thread(target=_sweep_forever, args=(stop, every_s), name="sweeper", daemon=True).start()
+    # RQ's maintenance finds jobs whose worker died (abandoned in the started registry) and retries or fails them;
+    # its default of ten minutes would leave a killed worker's investigation silent for that long.
+    worker = Worker([get_queue(redis)], connection=redis, job_class=TracedJob, maintenance_interval=max(1, int(every_s)))
     try:
-        Worker([get_queue(redis)], connection=redis, job_class=TracedJob).work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:
         stop.set()

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     queue_name: str = Field("investigations", description="RQ queue name.")
     job_timeout_s: int = Field(600, description="Hard limit for one investigation job.")
     job_retries: int = Field(2, description="How often a failed investigation job is retried before it is marked failed.")
+    worker_sweep_interval_s: float = Field(
+        60.0, description="How often a worker looks for abandoned jobs, stuck investigations and ones recorded while Redis was down."
+    )
+    source_deadline_s: float = Field(
+        60.0, description="Longest wait for a change, deploy, metric or runbook source; later it is a degraded entry."
+    )
+    log_read_deadline_s: float = Field(
+        120.0, description="Longest time spent reading one log source; the evidence covers what was read by then."
+    )
     services_file: Path | None = Field(None, description="Service catalog YAML (see services.example.yaml).")
     public_url: str = Field("http://127.0.0.1:8000", description="Base URL of the web process, for links in Slack and Jira.")
 
