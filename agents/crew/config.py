@@ -40,7 +40,7 @@ class Limits(BaseModel):
     specialist_max_tokens: int = 400
     commander_max_tokens: int = 900
     followup_max_tokens: int = 450
-    commander_reserve: float = 0.3
+    commander_reserve: float = 0.2
 
 
 class CrewConfig(BaseModel):

@@ -15,7 +15,8 @@ from agents.evidence.model import Evidence
 
 _SHA = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{7,40}(?![0-9A-Za-z])")
 _SOURCE_EXT = "py|go|java|kt|scala|rb|js|ts|tsx|jsx|php|cs|rs|c|cc|cpp|h|sql|ya?ml|json|toml|ini|conf|cfg|properties|env|tf|sh"
-_FILE = re.compile(rf"(?<![\w/.-])(?:[\w.-]+/)*[\w-]+\.(?:{_SOURCE_EXT})(?![\w/.-])")
+_FILE = re.compile(rf"(?<![\w/.-])(?:[\w.-]+/)*[\w-]+\.(?:{_SOURCE_EXT})(?![\w/-])(?!\.\w)")
+_COMMIT_WORD = re.compile(r"(?i)\b(?:commit|sha|revision|rev|version|deploy(?:ed)?|build)\b[\s:#=`'\"]*$")
 UNVERIFIED_SHA = "[unverified commit]"
 UNVERIFIED_FILE = "[unverified file]"
 # Prose naming this many characters of a sha is specific enough to check.
@@ -113,8 +114,12 @@ def check(verdict: Verdict, evidence: Evidence) -> tuple[Verdict, list[str]]:
 def _scrub(text: str, known: Known, notes: list[str]) -> str:
     def sha(match: re.Match[str]) -> str:
         token = match.group(0)
-        # Only tokens with a digit and a letter look like shas; "deadbeef"-free prose words stay.
-        if not (re.search(r"\d", token) and re.search(r"[a-f]", token)) or known.sha(token) or token in known.text:
+        # Hex words without a digit ("defaced") are prose; a known sha is fine.
+        if not re.search(r"\d", token) or known.sha(token):
+            return token
+        # Hex ids from the logs (pod hashes, request ids) may be quoted, unless the text calls them a commit.
+        called_commit = _COMMIT_WORD.search(text[max(0, match.start() - 24) : match.start()])
+        if token in known.text and not called_commit:
             return token
         notes.append(f"commit {token!r} named in the text is not in the evidence; removed")
         return UNVERIFIED_SHA

@@ -25,13 +25,13 @@ from pydantic import ValidationError
 
 from agents.crew import guard
 from agents.crew.breaker import breaker_for
-from agents.crew.budget import Budget, BudgetExceeded, estimate_tokens
+from agents.crew.budget import Budget, estimate_tokens
 from agents.crew.config import AgentSpec, CrewConfig, choose_specialists, facts_of, load_config, prompt
 from agents.crew.digest import Digest
 from agents.crew.env import ensure_crewai_env
 from agents.crew.events import ProgressRelay
 from agents.crew.tools import Toolbox, ToolSources
-from agents.crew.transport import CallRefused, Gate
+from agents.crew.transport import Gate, why_failed
 from agents.crew.verdict import Verdict, apply_verdict
 from agents.evidence.model import Evidence
 from agents.report import Degraded, Report, Usage
@@ -48,6 +48,7 @@ STAGE = "analysing"
 CALL_OVERHEAD = 250
 TOOL_OVERHEAD = 120
 VERDICT_SCHEMA_OVERHEAD = 1400
+TOOL_ROUND = 400
 MAX_NOTES = 6
 
 
@@ -88,8 +89,8 @@ def plan_run(config: CrewConfig, digest: Digest, specialists: list[AgentSpec], t
     needs: dict[str, int] = {}
     for spec in chosen:
         first = system + estimate_tokens(specialist_description(spec, digest)) + CALL_OVERHEAD + TOOL_OVERHEAD * len(spec.tools)
-        # A tool round means the first prompt is sent again with the tool's answer (≤ ~600 tokens).
-        needs[spec.name] = 2 * first + 600 if spec.tools else first
+        # A tool round sends the first prompt again with the tool's answer; the guard stops anything beyond.
+        needs[spec.name] = 2 * first + TOOL_ROUND if spec.tools else first
     skipped = []
     while chosen and sum(needs[s.name] for s in chosen) > pool:
         dropped = chosen.pop()
@@ -117,24 +118,6 @@ def _degrade(offline: Report, reason: str, usage: Usage, notes: list[str] | None
     report.analyst = "offline"
     report.usage = usage
     return report
-
-
-def why_failed(exc: BaseException, settings: Settings) -> str:
-    """One line for the report, from the exception chain (the SDK and crewai wrap ours)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, CallRefused | BudgetExceeded):
-            return str(current)
-        name = type(current).__name__
-        if "Timeout" in name:
-            return f"the LLM did not answer within {settings.llm_timeout_s:.0f}s"
-        status = getattr(current, "status_code", None)
-        if isinstance(status, int):
-            return f"the LLM endpoint answered HTTP {status}"
-        current = current.__cause__ or current.__context__
-    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _run_with_deadline(work: Callable[[], Any], gate: Gate) -> tuple[bool, Any, BaseException | None]:
@@ -223,7 +206,7 @@ def run_crew(
             offline, f"the LLM crew did not finish within LLM_DEADLINE_S={settings.llm_deadline_s:.0f}s; offline analysis shown", usage
         )
     if error is not None:
-        reason = why_failed(error, settings)
+        reason = why_failed(error, settings.llm_timeout_s)
         log.warning("crew_failed", reason=reason, error_type=type(error).__name__)
         return _degrade(offline, f"the LLM crew failed ({reason}); offline analysis shown", usage)
     try:

@@ -134,6 +134,10 @@ class BoundedTransport(httpx.BaseTransport):
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             self._fail(type(exc).__name__)
             raise
+        except CallRefused as exc:
+            # Refused between attempts (deadline, breaker): the attempt before it failed all the same.
+            self._fail(str(exc))
+            raise
         return response
 
     def _wait(self, state: RetryCallState) -> float:
@@ -188,6 +192,24 @@ class BoundedAsyncTransport(httpx.AsyncBaseTransport):
 def http_clients(gate: Gate, agent: str) -> tuple[httpx.Client, httpx.AsyncClient]:
     transport = BoundedTransport(gate, agent)
     return httpx.Client(transport=transport), httpx.AsyncClient(transport=BoundedAsyncTransport(transport))
+
+
+def why_failed(exc: BaseException, timeout_s: float) -> str:
+    """One line for the report, from the exception chain (the SDK and crewai wrap ours)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, CallRefused | BudgetExceeded):
+            return str(current)
+        name = type(current).__name__
+        if "Timeout" in name:
+            return f"the LLM did not answer within {timeout_s:.0f}s"
+        status = getattr(current, "status_code", None)
+        if isinstance(status, int):
+            return f"the LLM endpoint answered HTTP {status}"
+        current = current.__cause__ or current.__context__
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _redacted(request: httpx.Request) -> httpx.Request:
