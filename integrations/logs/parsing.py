@@ -56,6 +56,8 @@ _MONTHS: Final = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May",
 
 def normalize_level(value: object) -> str:
     """One of `LEVELS` for a level as logs spell it: names, abbreviations, pino and syslog numbers."""
+    if type(value) is int:
+        return _numeric_level(value)
     if isinstance(value, str):
         name = _LEVEL_NAMES.get(value.lower())
         if name is not None:
@@ -101,6 +103,9 @@ def _to_utc(value: datetime) -> datetime | None:
 
 def _epoch(value: float) -> datetime | None:
     """Epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude."""
+    # Also turns away NaN and integers too large to divide as floats.
+    if not 1e8 <= value < 1e20:
+        return None
     if value >= 1e17:
         value /= 1e9
     elif value >= 1e14:
@@ -117,6 +122,8 @@ def _epoch(value: float) -> datetime | None:
 
 
 def _any_ts(value: object) -> datetime | None:
+    if type(value) is float or type(value) is int:
+        return _epoch(value)
     if isinstance(value, str):
         if value[:1].isdecimal() and value.replace(".", "", 1).isdecimal() and len(value) <= 24:
             return _epoch(float(value))
@@ -195,8 +202,8 @@ def _parse_json(line: str, source: str) -> LogEvent | None:
             break
     for key in _JSON_MESSAGE_KEYS:
         value = obj.get(key)
-        if value is not None and not isinstance(value, dict | list):
-            message = str(obj.pop(key))
+        if type(value) is str or (value is not None and not isinstance(value, dict | list)):
+            message = str(obj.pop(key)).rstrip()
             break
     # A substring test is far cheaper than looking up every error key on every line.
     error, stack = _json_error(obj) if _JSON_ERROR_HINT.search(line) else (None, None)
@@ -352,6 +359,8 @@ _LEVEL_FIRST: Final = re.compile(
     rf"(?!(?:Normal|Warning)\s\s)\[?({_LEVEL_WORDS})\]?(?::\s+|\s+|$)(?:\d+ --- )?"
     r"(?:\[\s*([^\]]{0,200})\]\s+)?(?:\[\s*([^\]]{0,200})\]\s+)?"
 )
+# logback's `LEVEL [thread] logger - msg`, the commonest shape, in one match; `_split_level` reads the rest.
+_LOGBACK: Final = re.compile(rf"({_TS_TEXT}) +({_LEVEL_WORDS}) +\[([^\]]{{0,200}})\] ([^\s=]{{1,300}}) - ")
 # Thread first: `[main] ERROR logger - msg` (logback), `[7] [ERROR] msg` (gunicorn).
 _THREAD_FIRST: Final = re.compile(rf"\[([^\]]{{0,200}})\]\s+\[?({_LEVEL_WORDS})\]?:?\s+")
 # Python's `%(name)s - %(levelname)s - %(message)s`.
@@ -368,6 +377,11 @@ def _sniff_level(text: str) -> str:
 
 def _parse_iso_text(line: str, source: str) -> LogEvent | None:
     """Python logging, logback/Spring Boot and the like: a leading ISO time, then a level."""
+    logback = _LOGBACK.match(line)
+    if logback is not None:
+        stamp, level, thread, logger = logback.groups()
+        fields = {"thread": thread.strip(), "logger": logger}
+        return _new(_iso(stamp), normalize_level(level), line[logback.end() :], line, source, fields)
     head = _ISO_HEAD.match(line)
     if head is None:
         return None
@@ -493,9 +507,10 @@ def _parse_k8s_event(line: str, source: str) -> LogEvent | None:
         return None
     stamp, kind, reason, obj = match.groups()
     fields: dict[str, Any] = {"reason": reason, "object": obj}
-    object_kind, _, name = obj.partition("/")
-    if object_kind == "pod" and name:
-        fields["pod"] = name
+    kind_name, _, name = obj.partition("/")
+    if name:
+        # `pod`, `node`, `deployment`...: the same keys the other formats use for where a line came from.
+        fields[kind_name.lower()] = name
     level = "warning" if kind == "Warning" else "info"
     return _new(_iso(stamp), level, f"{reason}: {line[match.end() :]}", line, source, fields)
 
@@ -830,12 +845,12 @@ class _Folder:
         if not line or line.isspace():
             return None
         if line[0] in " \t":
-            return self._continue(key, line)
+            return self._continue(key, line, pod)
         parser, event = self._parse(line)
         if event is _FOLD:
-            return self._continue(key, line)
+            return self._continue(key, line, pod)
         if event is None:
-            return self._unparsed(key, line)
+            return self._unparsed(key, line, pod)
         if pod is not None:
             event.fields.update(pod)
         if event.ts is not None:
@@ -862,25 +877,26 @@ class _Folder:
                 return parser, event
         return None, None
 
-    def _unparsed(self, key: str | None, line: str) -> LogEvent | None:
+    def _unparsed(self, key: str | None, line: str, pod: dict[str, str] | None) -> LogEvent | None:
         """A line without a recognisable prefix: a continuation, or an event of its own without a time."""
         state = self.open.get(key)
         if state is not None and _continues(state, line):
-            return self._continue(key, line)
+            return self._continue(key, line, pod)
         head = state[0] if state is not None else None
+        fields: dict[str, Any] = dict(pod) if pod else {}
         if line.startswith(("panic: ", "fatal error: ")):
             # A Go panic is printed after the last log line, so that line's time is the best estimate.
-            event = _new(self._recent_ts(head), "critical", line, line, self.source, {"ts_inferred": True})
+            event = _new(self._recent_ts(head), "critical", line, line, self.source, {**fields, "ts_inferred": True})
         elif line.startswith("Traceback (most recent call last)"):
             # The message becomes the exception line once the traceback ends.
-            event = _new(self._recent_ts(head), "error", "", line, self.source, {"ts_inferred": True})
-        elif _looks_like_continuation(line):
-            event = _new(None, "error", line, line, self.source, {})
+            event = _new(self._recent_ts(head), "error", "", line, self.source, {**fields, "ts_inferred": True})
+        elif _EXCEPTION_LINE.match(line[:300]) is not None:
+            event = _new(None, "error", line, line, self.source, fields)
         else:
-            return self._open(key, _new(None, _sniff_level(line), line, line, self.source, {}), False)
+            return self._open(key, _new(None, _sniff_level(line), line, line, self.source, fields), False)
         # An event that is itself a stack trace's first line reads that line for the exception.
         closed = self._open(key, event, False)
-        self._continue(key, line, store=False)
+        self._continue(key, line, pod, store=False)
         return closed
 
     def _recent_ts(self, head: LogEvent | None) -> datetime | None:
@@ -895,10 +911,11 @@ class _Folder:
             return None
         return previous[0] if previous[2] is None else _finish(previous)
 
-    def _continue(self, key: str | None, line: str, *, store: bool = True) -> LogEvent | None:
+    def _continue(self, key: str | None, line: str, pod: dict[str, str] | None, *, store: bool = True) -> LogEvent | None:
         state = self.open.get(key)
         if state is None:
-            return self._open(key, _new(None, _sniff_level(line), line.strip(), line, self.source, {}), False)
+            fields: dict[str, Any] = dict(pod) if pod else {}
+            return self._open(key, _new(None, _sniff_level(line), line.strip(), line, self.source, fields), False)
         event, free_text, fold = state
         if fold is None:
             fold = _Fold(event.raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from integrations.logs import parsing
 from integrations.logs.base import LEVELS, Frame, LogEvent
 from integrations.logs.files import open_lines
 from integrations.logs.parsing import (
@@ -302,7 +304,7 @@ def test_kubernetes_events_warning_type_is_a_warning_and_the_message_names_the_r
     assert [e.level for e in events] == ["info", "info", "warning", "warning", "info"]
     assert events[2].message == "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503"
     assert events[2].fields["pod"] == "fx-84d6c9b7f5-9xk2p"
-    assert events[4].fields == {"reason": "ScalingReplicaSet", "object": "deployment/fx"}
+    assert events[4].fields == {"reason": "ScalingReplicaSet", "object": "deployment/fx", "deployment": "fx"}
     assert events[0].ts == at(2025, 6, 11, 21, 1, 10)
 
 
@@ -401,6 +403,19 @@ def test_a_traceback_after_an_info_line_is_its_own_error_event() -> None:
     assert crash.frames == [Frame("/app/run.py", "<module>", 3)]
 
 
+def test_a_pods_crash_printed_without_a_log_line_keeps_the_pod() -> None:
+    lines = [
+        "[pod/quotes-6f7d9c-abcde/app] Traceback (most recent call last):",
+        '[pod/quotes-6f7d9c-abcde/app]   File "/app/main.py", line 9, in <module>',
+        "[pod/quotes-6f7d9c-abcde/app] RuntimeError: no config",
+    ]
+
+    (event,) = parse_stream(lines, "test")
+
+    assert (event.level, event.message, event.ts) == ("error", "RuntimeError: no config", None)
+    assert event.fields == {"pod": "quotes-6f7d9c-abcde", "container": "app", "ts_inferred": True}
+
+
 def test_pod_prefix_is_stripped_into_fields_for_any_format() -> None:
     event = one('[pod/quotes-6f7d9c-abcde/app] {"level":"error","ts":1751304176,"msg":"boom"}')
 
@@ -475,3 +490,14 @@ def test_parse_stream_never_raises_on_arbitrary_text(noise: list[str], name: str
         assert event.level in LEVELS
         assert event.ts is None or event.ts.tzinfo is not None
         assert len(event.raw) <= MAX_RAW and len(event.message) <= MAX_MESSAGE
+
+
+@pytest.mark.parametrize("loads", ["orjson", "json"])
+def test_absurd_json_numbers_give_no_time_and_no_error(loads: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if loads == "json":
+        monkeypatch.setattr(parsing, "_json_loads", json.loads)
+    lines = ['{"ts": 1' + "0" * 400 + ', "level": 5' + "0" * 400 + ', "msg": "x"}', '{"ts": -1, "msg": "x"}', '{"time": 1e308, "msg": "x"}']
+
+    events = list(parse_stream(lines, "x"))
+
+    assert [(e.ts, e.message) for e in events] == [(None, "x")] * 3
