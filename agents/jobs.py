@@ -124,8 +124,6 @@ def on_investigation_failure(
 WORKER_DIED = "the worker running it stopped and no retry is left; press Re-run to try again"
 # RQ states after which no attempt of the job will ever run again.
 _JOB_OVER = frozenset({"failed", "stopped", "canceled", "finished"})
-# How long an unfinished row may wait for its job to start before the sweep looks at it at all.
-_REAP_GRACE = timedelta(seconds=30)
 
 
 def reap_stale(now: datetime | None = None) -> list[str]:
@@ -142,7 +140,7 @@ def reap_stale(now: datetime | None = None) -> list[str]:
     redis = get_redis()
     stale = {row.id for row in store.unfinished(older_than=now - STALE_AFTER)}
     reaped = []
-    for row in store.unfinished(older_than=now - _REAP_GRACE):
+    for row in store.unfinished(older_than=now):
         status = None
         try:
             if Job.exists(row.id, connection=redis):

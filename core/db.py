@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -29,8 +31,25 @@ def get_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"connect_timeout": 5})
+        return _fork_safe(engine)
+    return _fork_safe(create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"connect_timeout": 5}))
+
+
+def _fork_safe(engine: Engine) -> Engine:
+    """Give a forked child (RQ's work horse) an empty pool.
+
+    Pooled connections a fork inherits are its parent's sockets; with the worker's sweeper using the database
+    while a horse runs a job, two processes on one socket corrupt both sessions.
+    """
+    ref = weakref.ref(engine)
+
+    def forget_inherited_connections() -> None:
+        inherited = ref()
+        if inherited is not None:
+            inherited.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget_inherited_connections)
+    return engine
 
 
 @contextmanager
