@@ -118,7 +118,13 @@ def ask(investigation_id: str, *, question: str, dedupe_key: str, asked_by: str 
     if follow_up is None:
         return None
     assert follow_up.id is not None
-    enqueue(get_redis(), ANSWER_FOLLOW_UP, follow_up.id, job_id=f"followup-{investigation_id}-{follow_up.id}", retries=1)
+    try:
+        # The database's unique key already makes the question idempotent; the job needs no id of its own.
+        enqueue(get_redis(), ANSWER_FOLLOW_UP, follow_up.id, retries=1)
+    except Exception:
+        # Forget the question so that Slack's retry (or the user asking again) records and queues it anew.
+        store.delete_follow_up(follow_up.id)
+        raise
     return follow_up
 
 
@@ -129,7 +135,8 @@ def request_jira(investigation_id: str, *, requested_by: str | None) -> tuple[Ji
     link, claimed = store.claim_jira(investigation_id, requested_by=requested_by)
     if claimed:
         try:
-            enqueue(get_redis(), CREATE_JIRA, investigation_id, job_id=f"jira-{investigation_id}", retries=2)
+            # No job id: a claim released after a failure must be able to queue a fresh job at once.
+            enqueue(get_redis(), CREATE_JIRA, investigation_id, retries=2)
         except Exception:
             # Without a job the claim would block every later click; give it back.
             store.release_jira(investigation_id)

@@ -67,7 +67,7 @@ def environment(override_dir: str | None = None) -> Environment:
 
 
 def render(report: Report | dict[str, Any], fmt: str, *, override_dir: str | Path | None = None, **context: Any) -> str:
-    """The report as `markdown`, `html`, `jira` or `slack` (Block Kit JSON text), or `json`."""
+    """The report as `markdown`, `html`, `jira` (wiki markup), `slack` (the plain-text fallback of the Block Kit message) or `json`."""
     data = report.to_json_dict() if isinstance(report, Report) else report
     if fmt == "json":
         return json.dumps(data, indent=2, default=str)

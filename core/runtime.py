@@ -5,6 +5,7 @@ Built lazily so that importing a module never opens a connection.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,13 +16,18 @@ from core.settings import get_settings
 from core.store import Store
 
 
+_store_lock = threading.Lock()
+
+
 @lru_cache(maxsize=4)
 def _store_for(url: str) -> Store:
     return Store.from_url(url)
 
 
 def get_store() -> Store:
-    return _store_for(get_settings().effective_database_url)
+    # The first call migrates the schema; two threads doing that at once would both try to create the tables.
+    with _store_lock:
+        return _store_for(get_settings().effective_database_url)
 
 
 @lru_cache(maxsize=4)

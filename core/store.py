@@ -243,6 +243,12 @@ class Store:
         except IntegrityError:
             return None
 
+    def delete_follow_up(self, follow_up_id: int) -> None:
+        with session_scope(self.engine) as s:
+            row = s.get(FollowUp, follow_up_id)
+            if row is not None:
+                s.delete(row)
+
     def get_follow_up(self, follow_up_id: int) -> FollowUp | None:
         with self.session() as s:
             return s.get(FollowUp, follow_up_id)

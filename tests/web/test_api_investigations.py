@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from redis import Redis
+from rq import Queue
 from rq.job import Job
 from web_harness import REDIS_URL, Keys, Server, make_investigation
 
@@ -133,7 +134,8 @@ def test_second_jira_request_returns_the_existing_ticket_instead_of_a_new_one(se
         third = client.post(path).json()
     assert third == {"status": "created", "key": "OPS-42", "url": "https://jira.example/browse/OPS-42",
                      "investigation_id": row.id, "created": False}
-    jobs = [j for j in Redis.from_url(REDIS_URL).lrange(f"rq:queue:{server.queue_name}", 0, -1) if j.decode() == f"jira-{row.id}"]
+    queue = Queue(server.queue_name, connection=Redis.from_url(REDIS_URL))
+    jobs = [j for j in queue.jobs if j.func_name == "agents.jira_ticket.create_ticket" and j.args == (row.id,)]
     assert len(jobs) == 1
 
 
