@@ -19,13 +19,13 @@ from core.alert import Alert
 from core.redaction import redact_text
 
 MAX_SIGNATURES = 8
-MAX_SUSPECTS = 6
+MAX_SUSPECTS = 5
 MAX_SHIFTS = 8
 MAX_DEPLOYS = 6
 MAX_TIMELINE = 10
-TEXT_CHARS = 240
-FRAMES = 3
-FILES = 8
+TEXT_CHARS = 200
+FRAMES = 2
+FILES = 5
 
 
 def quoted(text: str | None, limit: int = TEXT_CHARS) -> str:
