@@ -1,0 +1,149 @@
+"""Fixtures for the fault suite: stand-ins for Slack, Jira and the LLM, a private PostgreSQL database, and a Stack
+that runs the real web and worker processes against them and always ends them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+
+HERE = Path(__file__).resolve().parent
+STANDINS = HERE.parent / "standins"
+for path in (HERE, STANDINS):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from bot_harness import BOT_TOKEN, PD_WEBHOOK_SECRET, SIGNING_SECRET  # noqa: E402
+from harness import EXAMPLE, Stack, checkout_service  # noqa: E402
+from standin_jira import JiraStandin  # noqa: E402
+from standin_openai import StandinOpenAI  # noqa: E402
+from standin_slack import SlackStandin  # noqa: E402
+
+from core.store import Store  # noqa: E402
+from web.auth import create_api_key  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandin]:
+    standin = SlackStandin().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def jira() -> Iterator[JiraStandin]:
+    standin = JiraStandin().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def llm() -> Iterator[StandinOpenAI]:
+    with StandinOpenAI() as standin:
+        yield standin
+
+
+@pytest.fixture
+def fault_db() -> Iterator[str]:
+    """A database of this test's own, so row counts are exact."""
+    name = f"ir_fault_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("faults") / "checkout-repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    with (EXAMPLE / "repo.fi").open("rb") as stream:
+        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    return repo
+
+
+@pytest.fixture
+def catalog_file(tmp_path: Path, example_repo: Path) -> Path:
+    path = tmp_path / "services.yaml"
+    path.write_text("defaults: {lookback: 2h, after: 15m}\nservices:\n" + checkout_service(example_repo), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"test-faults-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def base_env(tmp_path: Path, fault_db: str, queue_name: str, catalog_file: Path, slack: SlackStandin, jira: JiraStandin) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "JIRA_", "PAGERDUTY_", "SERVICES_", "LLM_"))}
+    return {
+        **keep,
+        "APP_ENV": "test",
+        "DATA_DIR": str(tmp_path / "var"),
+        "DATABASE_URL": fault_db,
+        "REDIS_URL": REDIS_URL,
+        "QUEUE_NAME": queue_name,
+        "SERVICES_FILE": str(catalog_file),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "JIRA_URL": jira.url,
+        "JIRA_USER": "bot@example.com",
+        "JIRA_API_TOKEN": "jira-token-for-tests",
+        "PAGERDUTY_WEBHOOK_SECRETS": json.dumps([PD_WEBHOOK_SECRET]),
+        "SESSION_SECRET": "fault-session-secret",
+        "API_RATE_LIMIT_PER_KEY": "100000/minute",
+        "API_RATE_LIMIT_PER_IP": "100000/minute",
+        "WORKER_SWEEP_INTERVAL_S": "1",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "info",
+    }
+
+
+@pytest.fixture
+def stack(base_env: dict[str, str], tmp_path: Path, queue_name: str) -> Iterator[Stack]:
+    running = Stack(env=base_env, log_dir=tmp_path)
+    try:
+        yield running
+    finally:
+        running.close()
+        _forget_queue(base_env["REDIS_URL"], queue_name)
+
+
+def _forget_queue(redis_url: str, queue_name: str) -> None:
+    try:
+        redis = Redis.from_url(redis_url, socket_connect_timeout=1)
+        for key in redis.scan_iter(f"rq:*{queue_name}*"):
+            redis.delete(key)
+        redis.close()
+    except Exception:  # a test that stopped its own Redis leaves nothing here to clean
+        pass
+
+
+@pytest.fixture
+def db(fault_db: str) -> Store:
+    return Store.from_url(fault_db)
+
+
+@pytest.fixture
+def api_key(db: Store) -> str:
+    return create_api_key("faults", ["admin"], store=db)[0]

@@ -1,0 +1,166 @@
+"""Real processes for the fault tests: `python app.py serve` and `python app.py worker` on loopback, each in its own
+process group so a test can SIGKILL one and a finalizer can always end them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+from bot_harness import WebServer
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "checkout-discount-crash"
+EXAMPLE_AT = "2026-03-10T13:38:14Z"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def until(condition: Callable[[], T | None], *, timeout: float = 30.0, every: float = 0.1, what: str = "condition") -> T:
+    """Poll until `condition()` is truthy and return it; fail the test with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout}s")
+        time.sleep(every)
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill_group(self) -> None:
+        """SIGKILL the process and everything it forked (an OOM kill or a lost node, seen from outside)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(self.pid, signal.SIGTERM)
+                self.popen.wait(timeout=10)
+        # The group may still hold a work horse or a scheduler after the leader is gone.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if self.popen.poll() is None:
+            self.popen.wait(timeout=10)
+
+    def child_talking_to(self, port: int) -> psutil.Process | None:
+        """The descendant holding a connection to 127.0.0.1:`port` (RQ's work horse mid-request)."""
+        try:
+            children = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return None
+        for child in children:
+            try:
+                if any(c.raddr and c.raddr.port == port for c in child.net_connections(kind="tcp")):
+                    return child
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return None
+
+
+def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+    log = log_dir / f"{name}-{time.monotonic_ns()}.log"
+    with log.open("wb") as sink:
+        popen = subprocess.Popen(
+            [sys.executable, *args], cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Proc(name=name, popen=popen, log=log)
+
+
+@dataclass
+class Web:
+    proc: Proc
+    url: str
+
+    def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=15, **kwargs)
+
+
+@dataclass
+class Stack:
+    """The processes of one test, sharing one environment; `close()` ends every one of them."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    def web(self, *, workers: int = 1, **overrides: str) -> Web:
+        port = free_port()
+        env = {**self.env, "PUBLIC_URL": f"http://127.0.0.1:{port}", **overrides}
+        proc = spawn("web", ["app.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)], env, self.log_dir)
+        self.procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"web exited early:\n{proc.text()[-3000:]}")
+            try:
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        until(up, timeout=40, every=0.2, what="web /healthz")
+        return Web(proc=proc, url=url)
+
+    def worker(self, **overrides: str) -> Proc:
+        proc = spawn("worker", ["app.py", "worker"], {**self.env, **overrides}, self.log_dir)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+def checkout_service(repo: Path, *, name: str = "checkout", extra: str = "") -> str:
+    """The bundled example incident as a catalog entry (YAML), optionally with more sources."""
+    return f"""  {name}:
+    aliases: ["Checkout API"]
+    pagerduty_service_ids: [PCHECKOUT]
+    jira_project: SHOP
+    logs: [{{kind: files, paths: ["{EXAMPLE}/logs/*.log"]}}]
+    code: [{{kind: git, path: "{repo}"}}]
+    deploys: [{{kind: deploys_file, path: "{EXAMPLE}/deploys.json"}}]
+    metrics: [{{kind: metrics_csv, path: "{EXAMPLE}/metrics.csv"}}]
+    runbooks: [{{kind: runbooks_dir, path: "{EXAMPLE}/runbooks"}}]
+{extra}"""
+
+
+def slack_surface(web: Web) -> WebServer:
+    """Signed Slack deliveries into the web process's /slack/events."""
+    return WebServer(url=web.url, http=httpx.Client(base_url=web.url, timeout=15))
