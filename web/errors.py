@@ -18,6 +18,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from web.context import request_id_of
@@ -45,6 +47,7 @@ CODES: dict[str, tuple[int, str]] = {
     "RATE_LIMITED": (429, "Too many requests for this key or address; retry after the Retry-After header."),
     "INTERNAL_ERROR": (500, "An unexpected error; the request id finds it in the logs."),
     "QUEUE_UNAVAILABLE": (503, "The job queue (Redis) is not answering; retry shortly."),
+    "DATABASE_UNAVAILABLE": (503, "The database is not answering; retry after the Retry-After header."),
     "NOT_READY": (503, "/readyz: a dependency (database, Redis) is unreachable; `details` names it."),
 }
 
@@ -119,8 +122,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "VALIDATION_ERROR", message, request_id_of(request), details=problems)
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The driver's message names hosts, ports and users: it goes to the log, the client gets the code.
+    log.warning("database_unavailable", error=type(exc).__name__)
+    return error_response(503, "DATABASE_UNAVAILABLE", "the database is not answering; try again shortly", request_id_of(request),
+                          headers={"Retry-After": "30"})
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
 
