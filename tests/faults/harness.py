@@ -5,6 +5,9 @@ process group so a test can SIGKILL one and a finalizer can always end them all.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
+import json
 import os
 import signal
 import socket
@@ -18,7 +21,7 @@ from typing import Any, TypeVar
 
 import httpx
 import psutil
-from bot_harness import WebServer
+from bot_harness import PD_WEBHOOK_SECRET, WebServer
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "checkout-discount-crash"
@@ -61,12 +64,26 @@ class Proc:
         return self.popen.poll() is None
 
     def kill_group(self) -> None:
-        """SIGKILL the process and everything it forked (an OOM kill or a lost node, seen from outside)."""
+        """SIGKILL the process and everything it started (an OOM kill or a lost node, seen from outside).
+
+        RQ puts each work horse in a session of its own, so the process group alone would miss it.
+        """
+        for process in self._tree():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
         self.popen.wait(timeout=10)
 
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
     def stop(self) -> None:
+        descendants = self._tree()[1:]
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
                 os.killpg(self.pid, signal.SIGTERM)
@@ -74,6 +91,9 @@ class Proc:
         # The group may still hold a work horse or a scheduler after the leader is gone.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
+        for process in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         if self.popen.poll() is None:
             self.popen.wait(timeout=10)
 
@@ -164,3 +184,25 @@ def checkout_service(repo: Path, *, name: str = "checkout", extra: str = "") -> 
 def slack_surface(web: Web) -> WebServer:
     """Signed Slack deliveries into the web process's /slack/events."""
     return WebServer(url=web.url, http=httpx.Client(base_url=web.url, timeout=15))
+
+
+def pagerduty_delivery(
+    incident_id: str,
+    *,
+    event_id: str | None = None,
+    service_id: str = "PCHECKOUT",
+    title: str = "HighErrorRate checkout",
+    at: str = EXAMPLE_AT,
+) -> tuple[bytes, dict[str, str]]:
+    """A signed PagerDuty v3 `incident.triggered` webhook delivery: (body, headers)."""
+    data = {
+        "id": incident_id, "type": "incident", "title": title, "status": "triggered", "urgency": "high", "created_at": at,
+        "html_url": f"https://acme.pagerduty.com/incidents/{incident_id}", "service": {"id": service_id, "summary": service_id},
+    }
+    event = {
+        "id": event_id or f"EV-{incident_id}", "event_type": "incident.triggered", "resource_type": "incident",
+        "occurred_at": at, "data": data,
+    }
+    body = json.dumps({"event": event}).encode()
+    signature = hmac.new(PD_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={signature}"}

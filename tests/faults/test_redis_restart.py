@@ -4,17 +4,13 @@ sweep), workers reconnect, and everything recorded meanwhile runs once Redis is 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bot_harness import PD_WEBHOOK_SECRET
-from harness import EXAMPLE_AT, Stack, free_port, slack_surface, until
+from harness import EXAMPLE_AT, Stack, free_port, pagerduty_delivery, slack_surface, until
 from redis import Redis
 from standin_slack import SlackStandin
 
@@ -62,17 +58,6 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server.start()
     yield server
     server.stop()
-
-
-def pagerduty_delivery(incident_id: str) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(
-        {"event": {"id": f"EV-{incident_id}", "event_type": "incident.triggered", "resource_type": "incident", "occurred_at": EXAMPLE_AT,
-                   "data": {"id": incident_id, "type": "incident", "title": "HighErrorRate checkout", "status": "triggered",
-                            "urgency": "high", "created_at": EXAMPLE_AT, "html_url": f"https://acme.pagerduty.com/incidents/{incident_id}",
-                            "service": {"id": "PCHECKOUT", "summary": "Checkout API"}}}}
-    ).encode()
-    signature = hmac.new(PD_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    return body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={signature}"}
 
 
 def test_redis_restart_keeps_web_answering_and_runs_what_was_recorded_meanwhile(

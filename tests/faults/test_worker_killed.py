@@ -104,11 +104,10 @@ def test_worker_killed_with_no_retry_left_ends_failed_with_the_reason_in_the_thr
 
     assert final.status == Status.failed.value
     assert final.error and "worker running it stopped" in final.error
-    told = until(
-        lambda: [c for c in slack.of("chat.postMessage", thread_ts=final.slack_thread_ts) if "worker running it stopped" in c.params["text"]],
-        timeout=20,
-        what="the failure reason in the thread",
-    )
+    def failure_posts() -> list[Any]:
+        return [c for c in slack.of("chat.postMessage", thread_ts=final.slack_thread_ts) if "worker running it stopped" in c.params["text"]]
+
+    told = until(failure_posts, timeout=20, what="the failure reason in the thread")
     assert len(told) == 1
     assert [e.stage for e in db.progress(final.id)][-1] == "failed"
     assert not report_posts(slack)
