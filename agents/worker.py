@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import structlog
-from rq import Worker
+from rq import Queue, Worker
 
 from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
@@ -21,14 +21,28 @@ log = structlog.get_logger(__name__)
 MIN_REQUEUE_AGE_S = 5.0
 
 
-def _sweep_forever(stop: threading.Event, every_s: float) -> None:
+def _retry_abandoned(queue: Queue) -> None:
+    """Hand jobs whose worker died to RQ's abandoned-job handling (retry, or fail with the failure callback).
+
+    RQ runs this check itself only between blocking dequeues, which on an idle worker are minutes apart; its
+    maintenance lock keeps the two from handling one job twice.
+    """
+    if queue.acquire_maintenance_lock():
+        try:
+            queue.started_job_registry.cleanup()
+        finally:
+            queue.release_maintenance_lock()
+
+
+def _sweep_forever(stop: threading.Event, every_s: float, queue: Queue) -> None:
     waiting_for = timedelta(seconds=max(MIN_REQUEUE_AGE_S, every_s))
     while not stop.wait(every_s):
         try:
+            _retry_abandoned(queue)
             reaped, requeued = reap_stale(), requeue_waiting(older_than=waiting_for)
             if reaped or requeued:
                 log.info("sweep", reaped=reaped, requeued=requeued)
-        except Exception:  # noqa: BLE001  (a failed sweep is retried at the next one)
+        except Exception:  # a failed sweep is retried at the next one; the log has the cause
             log.exception("sweep_failed")
 
 
@@ -36,12 +50,11 @@ def run_worker(*, burst: bool = False) -> None:
     configure_tracing("incident-responder-worker")
     redis = get_redis()
     every_s = get_settings().worker_sweep_interval_s
+    queue = get_queue(redis)
     stop = threading.Event()
     if not burst:
-        threading.Thread(target=_sweep_forever, args=(stop, every_s), name="sweeper", daemon=True).start()
-    # RQ's maintenance finds jobs whose worker died (abandoned in the started registry) and retries or fails them;
-    # its default of ten minutes would leave a killed worker's investigation silent for that long.
-    worker = Worker([get_queue(redis)], connection=redis, job_class=TracedJob, maintenance_interval=max(1, int(every_s)))
+        threading.Thread(target=_sweep_forever, args=(stop, every_s, queue), name="sweeper", daemon=True).start()
+    worker = Worker([queue], connection=redis, job_class=TracedJob, maintenance_interval=max(1, int(every_s)))
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:
