@@ -41,12 +41,19 @@ class ProgressRelay:
         self.labels: dict[str, str] = {}
         self.starts: dict[str, str] = {}
         self._handlers: list[tuple[type[Any], Callable[..., None]]] = []
+        self.closed = False
 
     def track(self, task_id: str, label: str, start_message: str) -> None:
         self.labels[task_id] = label
         self.starts[task_id] = start_message
 
+    def close(self) -> None:
+        """Say nothing more: the run was given up (deadline) while its thread may still emit events."""
+        self.closed = True
+
     def _emit(self, message: str) -> None:
+        if self.closed:
+            return
         try:
             self.progress(STAGE, message)
         except Exception:  # noqa: BLE001  (a progress line is never worth failing the analysis for)

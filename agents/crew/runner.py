@@ -201,6 +201,7 @@ def run_crew(
     skipped = [f"{name} specialist skipped: the token budget could not fit it" for name in plan.skipped]
     stopped = [f"{name} specialist stopped early: its share of the token budget was spent" for name in dict.fromkeys(gate.soft_stops)]
     if not finished:
+        relay.close()
         log.warning("crew_deadline", deadline_s=settings.llm_deadline_s)
         return _degrade(
             offline, f"the LLM crew did not finish within LLM_DEADLINE_S={settings.llm_deadline_s:.0f}s; offline analysis shown", usage
