@@ -52,16 +52,16 @@ _WIN_PATH = re.compile(r"\b[A-Za-z]:\\[^\s\"'<>,;]+", re.ASCII)
 # base64 and slash-joined values ("HTTP/1.1", "3/5"). Dots join a unit only between word
 # characters, so leader dots ("enable.....0") do not.
 _UNIT = re.compile(
-    r"(?<![\w\-+/])(?<![\w\-]\.)[A-Za-z_\-+/]*+(?:\.[A-Za-z_\-+/]++)*+\d(?:\.?[\w\-+/]++)*+",
+    r"(?<![\w\-+/])(?<![\w\-]\.)(?:[A-Za-z_\-+/]++(?:\.(?=[\w\-+/])[A-Za-z_\-+/]*+)*+)?+\d(?:\.?[\w\-+/]++)*+",
     re.ASCII,
 )
 # The rules below run on masked text.
 _PATH = re.compile(r"/(?<![\w.:/\\>]/)(?:[^\s\"'<>,;()\[\]{}|]|<\*>)+")
 _DQUOTED = re.compile(r"\"(?<![\w\"]\")[^\"\s]*\"(?![\w\"]|\s*:)")
 _SQUOTED = re.compile(r"'(?<!\w')[^'\s]*'(?!\w)")
-# One value written in several pieces ("10.0.0.1:80", "12:30:01", "5.2 KB", "1, 2, 3").
+# One value written in several pieces ("10.0.0.1:80", "12:30:01", "5.2 KB", "7##3##0").
 _JOINED = re.compile(
-    rf"{_V}(?:(?:[:,\-]|::){_V})+"
+    rf"{_V}(?:[:,;#|\-]+{_V})+"
     rf"|{_V}\s?(?:[KMGTP]i?B|B|bytes|ms|us|ns|s|sec|secs|seconds|min|mins|minutes|h|hours)\b"
 )
 # Written as one flat alternation of literals so that the engine only stops at those
