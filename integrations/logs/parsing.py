@@ -295,14 +295,33 @@ _LOGFMT_LEVEL_KEYS: Final = ("level", "lvl", "severity", "loglevel")
 _LOGFMT_MESSAGE_KEYS: Final = ("msg", "message", "event")
 
 
+def _logfmt_pairs(line: str) -> dict[str, Any]:
+    """`key=value key="quoted value"` pairs; splitting on quotes beats a regex unless values escape quotes."""
+    if "\\" in line:
+        return {key: _unquote(value) if value[:1] == '"' else value for key, value in _LOGFMT_PAIR.findall(line)}
+    fields: dict[str, Any] = {}
+    key: str | None = None
+    # Between quotes sits the value of the `key=` that precedes them; outside, space-separated pairs.
+    for index, part in enumerate(line.split('"')):
+        if index % 2:
+            if key is not None:
+                fields[key] = part
+            continue
+        key = None
+        for token in part.split(" "):
+            name, equals, value = token.partition("=")
+            if equals and name:
+                fields[name] = value
+                key = None if value else name
+    return fields
+
+
 def _unquote(value: str) -> str:
-    if "\\" in value:
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            return value[1:-1]
-        return decoded if isinstance(decoded, str) else value[1:-1]
-    return value[1:-1]
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return value[1:-1]
+    return decoded if isinstance(decoded, str) else value[1:-1]
 
 
 def _pop_first(fields: dict[str, str], keys: tuple[str, ...]) -> str | None:
@@ -315,10 +334,7 @@ def _pop_first(fields: dict[str, str], keys: tuple[str, ...]) -> str | None:
 def _parse_logfmt(line: str, source: str) -> LogEvent | None:
     if _LOGFMT_START.match(line) is None:
         return None
-    fields: dict[str, Any] = dict(_LOGFMT_PAIR.findall(line))
-    for key, value in fields.items():
-        if value[:1] == '"':
-            fields[key] = _unquote(value)
+    fields = _logfmt_pairs(line)
     stamp = _pop_first(fields, _LOGFMT_TIME_KEYS)
     level = _pop_first(fields, _LOGFMT_LEVEL_KEYS)
     message = _pop_first(fields, _LOGFMT_MESSAGE_KEYS)
