@@ -13,14 +13,16 @@ import re
 from array import array
 from collections.abc import Iterable
 from operator import methodcaller
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 VAR = "<*>"
+_K = TypeVar("_K", str, bytes)
 
-# Longer messages are cut before mining: a signature comes from the start of a message,
-# and a multi-megabyte line must not cost megabytes per cache entry.
+# Longer messages are cut before mining: a signature comes from the start of a message.
 _MAX_CHARS = 8192
+# The caches hold at most this many entries of at most this many bytes each.
 _CACHE_LIMIT = 100_000
+_CACHED_LEN = 512
 _MONTHS = (
     "Jan(?:uary)?",
     "Feb(?:ruary)?",
@@ -40,7 +42,8 @@ _V = r"<\*>"
 
 # Every rule treats all digits alike and never counts them, so the mask of a message only
 # depends on its digit-normalised form; ``TemplateMiner.add`` caches on that form.
-# Most rules start with a literal so that the regex engine can skip ahead to it.
+# Each regex pass costs a scan of the line: rare shapes are only looked for after a cheap
+# substring test, and the rules that run on masked text start with a literal to skip to.
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.ASCII)
 _URL = re.compile(r"://[^\s\"'<>\])},;]+")
 _IPV6 = re.compile(
@@ -170,6 +173,14 @@ def _closest(bucket: list[_Group], tokens: list[str]) -> _Group | None:
     return best
 
 
+def _remember(cache: dict[_K, _Group], key: _K, group: _Group) -> None:
+    # Dropping the whole cache when full is cheap and only costs a re-mask per line shape.
+    if len(key) <= _CACHED_LEN:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = group
+
+
 class TemplateMiner:
     """Groups log messages by template; one configuration for every log format."""
 
@@ -186,9 +197,7 @@ class TemplateMiner:
         group = self._by_key.get(key)
         if group is None:
             group = self._add_masked(mask(message))
-            if len(self._by_key) >= _CACHE_LIMIT:
-                self._by_key.clear()
-            self._by_key[key] = group
+            _remember(self._by_key, key, group)
         group.count += 1
         return group.gid
 
@@ -205,9 +214,7 @@ class TemplateMiner:
             bucket.append(group)
         else:
             group.merge(tokens)
-        if len(self._by_masked) >= _CACHE_LIMIT:
-            self._by_masked.clear()
-        self._by_masked[masked] = group
+        _remember(self._by_masked, masked, group)
         return group
 
     def template(self, group_id: int) -> str:
