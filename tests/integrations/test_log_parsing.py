@@ -258,6 +258,13 @@ def test_logfmt_with_ts_or_time_keys_quoted_values_and_a_following_traceback() -
     assert events[3].message == "fx refresh failed: dial tcp 10.0.4.7:443: i/o timeout"
 
 
+def test_logfmt_values_with_escaped_quotes_and_empty_values() -> None:
+    event = one('time=2025-09-02T07:30:00Z level=WARN msg="client said \\"stop\\"" reason= path="/a b"')
+
+    assert (event.level, event.message) == ("warning", 'client said "stop"')
+    assert event.fields == {"reason": "", "path": "/a b"}
+
+
 # ---------------------------------------------------------------- access, proxy and server logs
 
 
