@@ -15,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis as AsyncRedis
 
 from agents.render import validate_templates
+from core.logging import configure_logging
+from core.redaction import configure as configure_redaction
 from core.settings import Settings, get_settings
 from core.tracing import configure_tracing
 from web import dashboard, errors, health, live, observability
@@ -33,6 +35,9 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Here rather than only in `app.py serve`: uvicorn's worker processes import this factory afresh.
+    configure_logging(settings.log_format, settings.log_level)
+    configure_redaction(settings.redaction_patterns)
     configure_tracing("incident-responder-web")
     # A team's broken template override should stop the deploy, not the first report at 3 a.m.
     validate_templates(settings.templates_dir, SAMPLE_REPORT)

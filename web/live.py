@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -138,7 +138,7 @@ async def _next_message(pubsub: Any) -> dict[str, Any] | None:
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
 )
 async def progress_events(
-    investigation_id: str,
+    investigation_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$")],
     request: Request,
     _: Annotated[object, Depends(require("read"))],
     after: Annotated[int, Query(ge=0, le=2**62, description="Only events after this id.")] = 0,

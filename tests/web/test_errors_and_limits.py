@@ -115,3 +115,10 @@ def test_rate_limits_fail_open_and_readyz_names_redis_when_it_is_down(spawn: Cal
     _assert_error(response, 503, "NOT_READY")
     assert response.json()["error"]["details"] == {"database": "ok", "redis": "unreachable"}
     assert "rate_limit_storage_down_failing_open" in no_redis.log.read_text()
+
+
+def test_nul_characters_are_a_validation_error_not_a_database_error(server: Server, keys: Keys) -> None:
+    # Found by schemathesis: PostgreSQL text cannot hold NUL, which used to surface as a 500.
+    response = server.client(keys.write).post("/api/v1/investigations", json={"service": "\u0000", "alert_text": "x"})
+    _assert_error(response, 422, "VALIDATION_ERROR")
+    _assert_error(server.client(keys.read).get("/api/v1/investigations", params={"q": "a\u0000b"}), 422, "VALIDATION_ERROR")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from web_harness import Keys, Server
 
@@ -22,7 +22,8 @@ def test_no_generated_request_makes_the_api_fail_with_a_server_error(server: Ser
             continue  # the event stream stays open while an investigation runs; it has its own tests
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  phases=[Phase.explicit, Phase.generate])  # no shrinking: the failing request is printed as curl
         def no_server_error(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=server.url, headers=headers, checks=[not_a_server_error])
 

@@ -61,6 +61,7 @@ def start_server(tmp: Path, database_url: str, **overrides: str) -> Server:
         "API_RATE_LIMIT_PER_KEY": "100000/minute",
         "API_RATE_LIMIT_PER_IP": "100000/minute",
         "LOG_LEVEL": "warning",
+        "LOG_FORMAT": "json",
         **overrides,
     }
     log = tmp / f"server-{port}.log"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from agents import flows
@@ -17,6 +17,7 @@ from core.settings import get_settings
 from core.store import InvestigationFilter
 from web import service
 from web.api.schemas import (
+    NO_NUL,
     AskQuestion,
     CreateInvestigation,
     FollowUpOut,
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/api/v1/investigations", tags=["investigations"], res
 
 Reader = Annotated[Principal, Depends(require("read"))]
 Writer = Annotated[Principal, Depends(require("write"))]
+InvestigationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 ReportFormat = Literal["json", "markdown", "html"]
 
 _ACCEPT = (("text/markdown", "markdown"), ("text/html", "html"), ("application/json", "json"))
@@ -49,15 +51,17 @@ def create_investigation(body: CreateInvestigation, principal: Writer) -> Invest
 @router.get("", response_model=InvestigationPage, summary="List investigations, newest first")
 def list_investigations(
     _: Reader,
-    service_name: Annotated[str | None, Query(alias="service", max_length=200)] = None,
+    service_name: Annotated[str | None, Query(alias="service", max_length=200, pattern=NO_NUL)] = None,
     status: Status | None = None,
     category: Category | None = None,
     source: Source | None = None,
     since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Words in the title or service, or an investigation id.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Words in the title or service, or an investigation id.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
 ) -> InvestigationPage:
     flt = InvestigationFilter(
         service=service_name, status=status, category=category, source=source, since=since, until=until, text=q or None
@@ -67,7 +71,7 @@ def list_investigations(
 
 
 @router.get("/{investigation_id}", response_model=InvestigationDetail, summary="One investigation: status, progress, report")
-def get_investigation(investigation_id: str, _: Reader) -> InvestigationDetail:
+def get_investigation(investigation_id: InvestigationId, _: Reader) -> InvestigationDetail:
     return service.detail(service.require_investigation(investigation_id))
 
 
@@ -78,7 +82,7 @@ def get_investigation(investigation_id: str, _: Reader) -> InvestigationDetail:
     responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}}},
 )
 def get_report(
-    investigation_id: str,
+    investigation_id: InvestigationId,
     _: Reader,
     fmt: Annotated[ReportFormat | None, Query(alias="format")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -105,11 +109,13 @@ def _negotiate(accept: str | None) -> ReportFormat:
 
 @router.post("/{investigation_id}/questions", status_code=202, response_model=FollowUpOut, summary="Ask a follow-up question")
 def ask_question(
-    investigation_id: str,
+    investigation_id: InvestigationId,
     body: AskQuestion,
     principal: Writer,
     request: Request,
-    idempotency_key: Annotated[str | None, Header(max_length=64, description="Repeat it to make a retried request harmless.")] = None,
+    idempotency_key: Annotated[
+        str | None, Header(max_length=64, pattern=NO_NUL, description="Repeat it to make a retried request harmless.")
+    ] = None,
 ) -> FollowUpOut:
     row = service.require_investigation(investigation_id)
     dedupe_key = f"api:{idempotency_key or request_id_of(request)}"
@@ -121,7 +127,7 @@ def ask_question(
 
 
 @router.post("/{investigation_id}/jira", status_code=202, response_model=JiraRequested, summary="Request the Jira ticket (once)")
-def request_jira(investigation_id: str, principal: Writer) -> JiraRequested:
+def request_jira(investigation_id: InvestigationId, principal: Writer) -> JiraRequested:
     row = service.require_investigation(investigation_id)
     if not row.report:
         raise ApiError("REPORT_NOT_READY", "a ticket is made from the report; wait until it is ready")
@@ -131,7 +137,7 @@ def request_jira(investigation_id: str, principal: Writer) -> JiraRequested:
 
 
 @router.post("/{investigation_id}/rerun", status_code=202, response_model=InvestigationCreated, summary="Run the investigation again")
-def rerun(investigation_id: str, principal: Writer) -> InvestigationCreated:
+def rerun(investigation_id: InvestigationId, principal: Writer) -> InvestigationCreated:
     row = service.require_investigation(investigation_id)
     service.require_finished(row, for_what="re-run it")
     with service.queue_errors():

@@ -10,12 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.report import Category, Report
 from core.models import Source, Status
 
+# PostgreSQL text cannot hold NUL; refusing it here makes it a 422 instead of a database error.
+NO_NUL = r"^[^\x00]*$"
+
 
 class CreateInvestigation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=200, description="A service of the catalog (or any name when no catalog is configured).")
-    alert_text: str = Field(min_length=1, max_length=4000, description="What is wrong, in words; becomes the investigation's title.")
+    service: str = Field(
+        min_length=1, max_length=200, pattern=NO_NUL, description="A service of the catalog (or any name when no catalog is configured)."
+    )
+    alert_text: str = Field(
+        min_length=1, max_length=4000, pattern=NO_NUL, description="What is wrong, in words; becomes the investigation's title."
+    )
     since: str | None = Field(None, pattern=r"^\s*\d{1,6}\s*[smhdw]\s*$", description="How far back to look before `at`: 30m, 2h, 1d.")
     at: datetime | None = Field(None, description="When it happened (ISO 8601; UTC when no offset); default now.")
     alert: dict[str, Any] | None = Field(None, description="The original alert payload (PagerDuty-like), kept with the investigation.")
@@ -24,7 +31,7 @@ class CreateInvestigation(BaseModel):
 class AskQuestion(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=4000)
+    question: str = Field(min_length=1, max_length=4000, pattern=NO_NUL)
 
 
 class Links(BaseModel):

@@ -113,8 +113,8 @@ def logout(request: Request) -> RedirectResponse:
 @router.get("/investigations")
 def list_page(
     request: Request,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    service_name: Annotated[str | None, Query(alias="service", max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
+    service_name: Annotated[str | None, Query(alias="service", max_length=200, pattern=r"^[^\x00]*$")] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
     age: Annotated[str | None, Query(max_length=8)] = None,
@@ -206,7 +206,7 @@ def ask_action(
     request: Request,
     investigation_id: str,
     csrf: Annotated[str, Form(max_length=64)],
-    question: Annotated[str, Form(min_length=1, max_length=4000)],
+    question: Annotated[str, Form(min_length=1, max_length=4000, pattern=r"^[^\x00]*$")],
 ) -> Response:
     viewer = _action_guard(request, csrf)
     if not isinstance(viewer, Principal):

@@ -5,6 +5,8 @@
   if (!list || !window.EventSource) return;
   var wasFinished = list.dataset.finished === "true";
   var source = new EventSource(list.dataset.eventsUrl);
+  source.onopen = function () { list.dataset.live = "open"; };
+  source.onerror = function () { list.dataset.live = "reconnecting"; };
 
   function hhmmss(iso) {
     var d = new Date(iso);
@@ -37,6 +39,7 @@
   source.addEventListener("status", function (e) {
     var st = JSON.parse(e.data);
     source.close();
+    list.dataset.live = "closed";
     var badge = document.getElementById("status-badge");
     if (badge) {
       badge.textContent = st.status;
