@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import structlog
-from rq import Queue, Worker
+from rq import Worker
 
 from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
@@ -21,24 +21,10 @@ log = structlog.get_logger(__name__)
 MIN_REQUEUE_AGE_S = 5.0
 
 
-def _retry_abandoned(queue: Queue) -> None:
-    """Hand jobs whose worker died to RQ's abandoned-job handling (retry, or fail with the failure callback).
-
-    RQ runs this check itself only between blocking dequeues, which on an idle worker are minutes apart; its
-    maintenance lock keeps the two from handling one job twice.
-    """
-    if queue.acquire_maintenance_lock():
-        try:
-            queue.started_job_registry.cleanup()
-        finally:
-            queue.release_maintenance_lock()
-
-
-def _sweep_forever(stop: threading.Event, every_s: float, queue: Queue) -> None:
+def _sweep_forever(stop: threading.Event, every_s: float) -> None:
     waiting_for = timedelta(seconds=max(MIN_REQUEUE_AGE_S, every_s))
     while not stop.wait(every_s):
         try:
-            _retry_abandoned(queue)
             reaped, requeued = reap_stale(), requeue_waiting(older_than=waiting_for)
             if reaped or requeued:
                 log.info("sweep", reaped=reaped, requeued=requeued)
@@ -53,8 +39,11 @@ def run_worker(*, burst: bool = False) -> None:
     queue = get_queue(redis)
     stop = threading.Event()
     if not burst:
-        threading.Thread(target=_sweep_forever, args=(stop, every_s, queue), name="sweeper", daemon=True).start()
-    worker = Worker([queue], connection=redis, job_class=TracedJob, maintenance_interval=max(1, int(every_s)))
+        threading.Thread(target=_sweep_forever, args=(stop, every_s), name="sweeper", daemon=True).start()
+    # RQ's maintenance retries or fails jobs whose worker died and takes over a dead worker's scheduler (which runs
+    # the retries); an idle worker only gets to it between blocking dequeues of `worker_ttl - 15` s (default 405).
+    interval = max(1, int(every_s))
+    worker = Worker([queue], connection=redis, job_class=TracedJob, maintenance_interval=interval, worker_ttl=interval + 15)
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:
