@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from redis.exceptions import RedisError
 
 from core.alert import Alert
 from core.catalog import Catalog, parse_duration
-from core.models import FollowUp, Investigation, JiraLink, Source
+from core.models import FollowUp, Investigation, JiraLink, Source, Status
 from core.progress import Progress
 from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, QueueUnavailable, enqueue, resolve
 from core.runtime import get_redis, get_store
@@ -24,6 +25,11 @@ log = structlog.get_logger(__name__)
 
 CREATE_JIRA = "agents.jira_ticket.create_ticket"
 ON_INVESTIGATION_FAILURE = "agents.jobs.on_investigation_failure"
+# Alerts of one service arriving this close together are one incident: the first is investigated, the rest join it.
+COALESCE_WINDOW = timedelta(minutes=10)
+# Only alerting sources storm; a person asking (Slack command, API) gets the investigation they asked for.
+COALESCED_SOURCES = frozenset({Source.pagerduty_post, Source.pagerduty_webhook})
+COALESCED_INTO = "coalesced_into"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +82,70 @@ def open_investigation(
     stored = store.create_investigation(row)
     if stored.id != row.id:
         return stored, False
+    if parent_id is None and source in COALESCED_SOURCES:
+        lead = _storm_lead(service, stored.id)
+        if lead is not None:
+            return _join(stored, lead), True
     queue_investigation(stored.id)
     return stored, True
+
+
+def _storm_lead(service: str, candidate_id: str) -> Investigation | None:
+    """The investigation this service's alerts currently join, or None when `candidate_id` becomes it.
+
+    The claim is one Redis SET NX per service, so concurrent alerts in several web processes agree on one lead.
+    Without Redis every alert stands alone (and the enqueue that follows reports the outage).
+    """
+    key = f"ir:storm-lead:{get_settings().queue_name}:{service}"
+    redis = get_redis()
+    try:
+        if redis.set(key, candidate_id, nx=True, ex=int(COALESCE_WINDOW.total_seconds())):
+            return None
+        lead_id = redis.get(key)
+    except (RedisError, OSError):
+        return None
+    lead = get_store().get(lead_id.decode()) if isinstance(lead_id, bytes) else None
+    if lead is None:
+        # The lead's row is gone (another database behind the same Redis): this alert leads from now on.
+        redis.set(key, candidate_id, ex=int(COALESCE_WINDOW.total_seconds()))
+        return None
+    return lead
+
+
+def _join(row: Investigation, lead: Investigation) -> Investigation:
+    """Link an alert to its storm's lead; it finishes with the lead's status and report (see settle_followers)."""
+    store = get_store()
+    alert = dict(row.alert)
+    alert["details"] = {**(alert.get("details") or {}), COALESCED_INTO: lead.id}
+    joined = store.update(row.id, parent_id=lead.id, alert=alert)
+    Progress(store, row.id)("queued", f"Linked to investigation {lead.id}: an alert for {row.service} in the same window", milestone=True)
+    log.info("alert_coalesced", investigation_id=row.id, lead_id=lead.id, service=row.service)
+    settle_followers(lead.id)
+    return store.require(joined.id)
+
+
+def is_follower(row: Investigation) -> bool:
+    """Whether this row is an alert coalesced into another investigation (it has no job of its own)."""
+    details = (row.alert or {}).get("details") or {}
+    return bool(row.parent_id) and details.get(COALESCED_INTO) == row.parent_id
+
+
+def settle_followers(lead_id: str) -> list[str]:
+    """Give the alerts coalesced into a finished investigation its status and report; no-op while it runs."""
+    store = get_store()
+    lead = store.get(lead_id)
+    if lead is None or not Status(lead.status).finished:
+        return []
+    settled = []
+    for row in store.children(lead_id):
+        if Status(row.status).finished or not is_follower(row):
+            continue
+        if lead.report is not None:
+            store.save_report(row.id, lead.report, Status(lead.status))
+        else:
+            store.set_status(row.id, Status(lead.status), error=f"linked investigation {lead.id} failed: {lead.error}")
+        settled.append(row.id)
+    return settled
 
 
 def queue_investigation(investigation_id: str) -> None:
@@ -152,7 +220,7 @@ def requeue_waiting(*, older_than: timedelta = timedelta(seconds=30)) -> list[st
     redis = get_redis()
     requeued = []
     for row in store.unfinished(older_than=datetime.now(UTC) - older_than):
-        if row.status == "queued" and not Job.exists(row.id, connection=redis):
+        if row.status == "queued" and not is_follower(row) and not Job.exists(row.id, connection=redis):
             redis.delete(f"ir:job-claimed:{row.id}")
             queue_investigation(row.id)
             requeued.append(row.id)

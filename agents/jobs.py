@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from agents.flows import settle_followers
 from agents.pipeline import investigate as run_pipeline
 from core.alert import Alert
 from core.catalog import CatalogError
@@ -76,6 +77,7 @@ def investigate(investigation_id: str) -> dict[str, Any]:
             milestone=True,
             status=final.value,
         )
+        settle_followers(investigation_id)
         return document
     finally:
         unbind_investigation()
@@ -104,6 +106,7 @@ def mark_failed(investigation_id: str, reason: str) -> None:
         return
     store.set_status(investigation_id, Status.failed, error=reason)
     _progress(investigation_id)("failed", f"Investigation failed: {reason}", milestone=True, status=Status.failed.value)
+    settle_followers(investigation_id)
 
 
 def on_investigation_failure(

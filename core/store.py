@@ -121,6 +121,12 @@ class Store:
             )
             return s.exec(stmt).first()
 
+    def children(self, parent_id: str) -> list[Investigation]:
+        """Investigations linked to `parent_id` (its re-runs and the alerts coalesced into it), oldest first."""
+        with self.session() as s:
+            stmt = select(Investigation).where(Investigation.parent_id == parent_id).order_by(col(Investigation.created_at))
+            return list(s.exec(stmt).all())
+
     def update(self, investigation_id: str, **changes: Any) -> Investigation:
         with session_scope(self.engine) as s:
             row = s.get(Investigation, investigation_id)
