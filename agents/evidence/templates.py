@@ -75,6 +75,10 @@ _DATE = re.compile(
         + [rf"{m}\b\s+{_V}(?:,?\s+{_V})*" for m in _MONTHS]
     )
 )
+# Booleans and nulls are values as much as numbers are ("setLightsOn(true)", "ok=false").
+_NULLS_AND_BOOLS = re.compile(
+    "|".join(rf"{w}(?<!\w{w})(?!\w)" for w in ("true", "false", "null", "True", "False", "None", "TRUE", "FALSE", "NULL"))
+)
 _VAR_RUN = re.compile(rf"{_V}(?:\s+{_V})+")
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _strip_eol = methodcaller("rstrip", "\r\n")
@@ -91,7 +95,7 @@ def mask(message: str) -> str:
         text = _IPV6.sub(VAR, text)
     if ":\\" in text:
         text = _WIN_PATH.sub(VAR, text)
-    text = _UNIT.sub(VAR, text)
+    text = _NULLS_AND_BOOLS.sub(VAR, _UNIT.sub(VAR, text))
     if "/" in text:
         text = _PATH.sub(VAR, text)
     if '"' in text:

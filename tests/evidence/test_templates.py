@@ -45,6 +45,7 @@ LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "loghub"
         pytest.param("at Sat Jun 18 02:23:10 2005 stop", "at <*> stop", id="syslog-timestamp"),
         pytest.param("[15/Jan/2024:10:23:45 +0000] GET", "[<*>] GET", id="access-log-timestamp"),
         pytest.param("interrupt enable............0", "interrupt enable............<*>", id="leader-dots"),
+        pytest.param("setLightsOn(true) ready=false,x=null", "setLightsOn(<*>) ready=<*>,x=<*>", id="booleans-and-null"),
     ],
 )
 def test_mask_replaces_each_kind_of_variable(message: str, expected: str) -> None:
