@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Iterable
+from itertools import islice
 from operator import methodcaller
 from typing import TextIO, TypeVar
 
@@ -23,6 +24,7 @@ _MAX_CHARS = 8192
 # The caches hold at most this many entries of at most this many bytes each.
 _CACHE_LIMIT = 100_000
 _CACHED_LEN = 512
+_MAX_SCAN = 1000
 _MONTHS = (
     "Jan(?:uary)?",
     "Feb(?:ruary)?",
@@ -170,7 +172,9 @@ def _closest(bucket: list[_Group], tokens: list[str]) -> _Group | None:
     allowed = max(1, len(tokens) // 5)
     best: _Group | None = None
     best_score = (allowed + 1, 0)
-    for group in bucket:
+    # Free text behind a constant prefix can fill a bucket with thousands of groups; the
+    # oldest are the common ones, and a bounded scan keeps the worst case linear.
+    for group in islice(bucket, _MAX_SCAN):
         score = group.score(tokens, allowed)
         if score is not None and score < best_score:
             best, best_score = group, score
