@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from core.alert import Alert
 from core.catalog import Catalog, parse_duration
+from core.metrics import inc
 from core.models import FollowUp, Investigation, JiraLink, Source, Status
 from core.progress import Progress
 from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, QueueUnavailable, enqueue, resolve

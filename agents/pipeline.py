@@ -6,7 +6,10 @@ fails or hangs becomes a `degraded` entry and the investigation carries on.
 
 from __future__ import annotations
 
+import contextvars
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
@@ -20,8 +23,10 @@ from agents.evidence.model import Evidence, EvidenceInputs
 from agents.offline import write_report
 from agents.report import Degraded, Report
 from core.alert import Alert
+from core.metrics import inc, observe
 from core.redaction import redact
 from core.settings import Settings, get_settings
+from core.tracing import tracer
 from integrations.code.base import ChangeSource, Commit, Deploy, DeploySource
 from integrations.errors import SourceError
 from integrations.metrics.base import MetricSource, Series
@@ -61,7 +66,9 @@ def gather(
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gather")
 
     def submit(label: str, call: Callable[[], Any], keep: Callable[[Any], None]) -> None:
-        jobs[pool.submit(call)] = (label, keep)
+        # Each source runs on a pool thread: carry the current span over so its span nests under the investigation's.
+        ctx = contextvars.copy_context()
+        jobs[pool.submit(ctx.run, _traced, label, call)] = (label, keep)
 
     for code in sources.code:
         submit(f"code:{code.name}", _bind_commits(code, window_start, window_end), inputs.commits.extend)
@@ -80,15 +87,36 @@ def gather(
         else:
             reason = str(error) if isinstance(error, SourceError) else f"{type(error).__name__}: {error}"
             log.warning("source_failed", source=label, reason=reason)
+            inc("integration_errors_total", source=label)
             inputs.degraded.append((label, reason))
     for future in pending:
         label, _ = jobs[future]
+        inc("integration_errors_total", source=label)
         inputs.degraded.append((label, f"no answer within {deadline_s:.0f}s; skipped"))
         future.cancel()
     pool.shutdown(wait=False, cancel_futures=True)
     inputs.commits.sort(key=lambda c: c.committed_at, reverse=True)
     inputs.deploys.sort(key=lambda d: d.at)
     return inputs
+
+
+def _traced(label: str, call: Callable[[], Any]) -> Any:
+    with tracer().start_as_current_span(f"source {label}", attributes={"source": label}):
+        return call()
+
+
+@contextmanager
+def _stage(name: str, investigation_id: str | None, timings: dict[str, float]) -> Iterator[None]:
+    """A span and a duration (report timings, Prometheus) for one stage of the pipeline."""
+    started = time.perf_counter()
+    attributes = {"investigation.id": investigation_id or "", "stage": name}
+    with tracer().start_as_current_span(f"investigation.{name}", attributes=attributes):
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            timings[f"{name}_s"] = round(elapsed, 3)
+            observe("stage_duration_seconds", elapsed, stage=name)
 
 
 def _bind_commits(src: ChangeSource, start: datetime, end: datetime) -> Callable[[], list[Commit]]:
@@ -144,16 +172,10 @@ def investigate(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     progress("gathering", f"Gathering evidence for {service} from {window_start:%H:%M} to {window_end:%H:%M} UTC")
-    inputs = gather(
-        alert=alert, service=service, window_start=window_start, window_end=window_end, sources=sources,
-        deadline_s=settings.source_deadline_s,
-    )
-    inputs.log_deadline_s = settings.log_read_deadline_s
-    timings["gather_s"] = round(time.perf_counter() - started, 3)
-
-    mark = time.perf_counter()
-    evidence = build_evidence(inputs, progress=lambda stage, message: progress(stage, message))
-    timings["evidence_s"] = round(time.perf_counter() - mark, 3)
+    with _stage("gather", investigation_id, timings):
+        inputs = gather(alert=alert, service=service, window_start=window_start, window_end=window_end, sources=sources)
+    with _stage("evidence", investigation_id, timings):
+        evidence = build_evidence(inputs, progress=lambda stage, message: progress(stage, message))
     progress(
         "analysing",
         f"Evidence gathered: {len(evidence.signatures)} log signatures, {len(evidence.suspects)} suspect changes, "
@@ -163,18 +185,10 @@ def investigate(
     top = evidence.suspects[0] if evidence.suspects else None
     if top is not None and top.score >= 0.5:
         progress("analysing", f"Suspect found: {top.sha[:8]} ({top.score:.2f}) {top.message.splitlines()[0] if top.message else ''}", milestone=True)
-
-    mark = time.perf_counter()
-    report = analyse(
-        evidence,
-        alert,
-        investigation_id=investigation_id,
-        settings=settings,
-        progress=progress,
-        has_metrics=bool(sources.metrics),
-        sources=sources,
-    )
-    timings["analyse_s"] = round(time.perf_counter() - mark, 3)
+    with _stage("analyse", investigation_id, timings):
+        report = analyse(
+            evidence, alert, investigation_id=investigation_id, settings=settings, progress=progress, has_metrics=bool(sources.metrics), sources=sources
+        )
     timings["total_s"] = round(time.perf_counter() - started, 3)
     report.timings.update(timings)
     # Evidence is redacted here, before the report leaves the worker for Slack, Jira, the dashboard or a log line.
