@@ -198,8 +198,11 @@ def run_crew(
         usage = _usage(gate)
         span.set_attribute("llm.calls", usage.llm_calls)
         span.set_attribute("llm.input_tokens", usage.input_tokens)
-    skipped = [f"{name} specialist skipped: the token budget could not fit it" for name in plan.skipped]
-    stopped = [f"{name} specialist stopped early: its share of the token budget was spent" for name in dict.fromkeys(gate.soft_stops)]
+    # A specialist left out for the budget is the budget doing its job, not a degraded report: said, not flagged.
+    for name in plan.skipped:
+        progress(STAGE, f"LLM crew: {name} specialist skipped, the token budget could not fit it")
+    for name in dict.fromkeys(gate.soft_stops):
+        progress(STAGE, f"LLM crew: {name} specialist stopped early, its share of the token budget was spent")
     if not finished:
         relay.close()
         log.warning("crew_deadline", deadline_s=settings.llm_deadline_s)
@@ -217,7 +220,7 @@ def run_crew(
         return _degrade(offline, "the LLM's verdict did not validate against the report's shape; offline analysis shown", usage)
     verdict, notes = guard.check(verdict, evidence)
     report = apply_verdict(offline, verdict, usage=usage)
-    report.degraded.extend(Degraded(component="llm", reason=n) for n in [*skipped, *stopped, *notes][:MAX_NOTES])
+    report.degraded.extend(Degraded(component="llm", reason=n) for n in notes[:MAX_NOTES])
     progress(
         STAGE, f"LLM crew: verdict {verdict.category.replace('_', ' ')} ({report.root_cause.confidence:.0%}) after {usage.llm_calls} calls"
     )

@@ -132,18 +132,21 @@ def _greedy(call: Call) -> Reply:
 
 
 @pytest.mark.parametrize("budget", [7000, 11000, 15000])
-def test_token_budget_is_kept_across_all_calls(standin: StandinOpenAI, crew_settings: Settings, progress: Any, budget: int) -> None:
+def test_token_budget_is_kept_across_all_calls(
+    standin: StandinOpenAI, crew_settings: Settings, progress: Any, progress_lines: list[str], budget: int
+) -> None:
     standin.script = _greedy
     report = _run(crew_settings.model_copy(update={"llm_token_budget": budget}), progress)
     assert 0 < standin.usage_sent["prompt_tokens"] <= budget
     assert report.usage.input_tokens == standin.usage_sent["prompt_tokens"]
     assert report.analyst == "crew"
     if budget < 15000:
-        assert any("skipped: the token budget" in r for r in _llm_reasons(report))
+        assert any("skipped, the token budget could not fit it" in line for line in progress_lines)
+    assert _llm_reasons(report) == []
 
 
 def test_a_specialist_past_its_share_is_stopped_and_the_commander_still_decides(
-    standin: StandinOpenAI, crew_settings: Settings, progress: Any, monkeypatch: pytest.MonkeyPatch
+    standin: StandinOpenAI, crew_settings: Settings, progress: Any, progress_lines: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def tight(*args: Any, **kwargs: Any) -> Plan:
         planned = plan_run(*args, **kwargs)
@@ -156,7 +159,7 @@ def test_a_specialist_past_its_share_is_stopped_and_the_commander_still_decides(
     logs_tokens = sum(estimate_tokens(c.body) for c in standin.calls if role_of(c) == "logs")
     assert logs_tokens <= 1500
     assert report.analyst == "crew"
-    assert "logs specialist stopped early: its share of the token budget was spent" in _llm_reasons(report)
+    assert "analysing: LLM crew: logs specialist stopped early, its share of the token budget was spent" in progress_lines
     commander = next(c for c in standin.calls if role_of(c) == "commander")
     assert "No further analysis" in commander.text
 
