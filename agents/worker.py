@@ -8,6 +8,7 @@ from datetime import timedelta
 import structlog
 from rq import Worker
 
+from agents.crew.env import preload_crewai
 from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
 from core.queue import get_queue
@@ -34,8 +35,12 @@ def _sweep_forever(stop: threading.Event, every_s: float) -> None:
 
 def run_worker(*, burst: bool = False) -> None:
     configure_tracing("incident-responder-worker")
+    settings = get_settings()
+    if settings.llm_enabled:
+        # Each job runs in a forked work horse; importing crewai here spares every investigation its ~8 s import.
+        preload_crewai(settings.data_dir)
     redis = get_redis()
-    every_s = get_settings().worker_sweep_interval_s
+    every_s = settings.worker_sweep_interval_s
     queue = get_queue(redis)
     stop = threading.Event()
     if not burst:

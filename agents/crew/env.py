@@ -32,3 +32,12 @@ def ensure_crewai_env(data_dir: Path) -> None:
         )
     os.environ.update(CREWAI_ENV)
     os.environ.setdefault("CREWAI_STORAGE_DIR", str((data_dir / "crewai").resolve()))
+
+
+def preload_crewai(data_dir: Path) -> None:
+    """Import crewai once in the worker's parent: RQ forks a work horse per job, which then inherits it for free.
+
+    Called before RQ installs its signal handlers, so RQ's warm shutdown still owns SIGTERM.
+    """
+    ensure_crewai_env(data_dir)
+    import crewai  # noqa: F401
