@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.catalog import Catalog, ServiceSpec, SourceSpec
+from core.settings import get_settings
 from integrations.code.base import ChangeSource, DeploySource
 from integrations.errors import SourceError
 from integrations.logs.base import LogSource
@@ -30,9 +31,13 @@ def _files(spec: SourceSpec, base: Path) -> LogSource:
 
 
 def _git(spec: SourceSpec, base: Path) -> ChangeSource:
-    from integrations.code.git import GitChangeSource
+    from integrations.code.git import GitChangeSource, import_fast_export
 
-    return GitChangeSource(_path(spec, base), branch=str(spec.options.get("branch", "main")), url_template=spec.options.get("url_template"))
+    path = _path(spec, base)
+    if path.is_file():
+        # A history shipped as a `git fast-export` stream (incident bundles, fixtures) is imported once and reused.
+        path = import_fast_export(path, get_settings().data_dir / "repos")
+    return GitChangeSource(path, branch=str(spec.options.get("branch", "main")), url_template=spec.options.get("url_template"))
 
 
 def _deploys_file(spec: SourceSpec, base: Path) -> DeploySource:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,3 +117,30 @@ def _rename_paths(path: str) -> tuple[str, str]:
         return (head + old + tail).replace("//", "/"), (head + new + tail).replace("//", "/")
     old, new = path.split(" => ", 1)
     return old, new
+
+
+def import_fast_export(stream: Path, cache_dir: Path) -> Path:
+    """A repository built from a fast-import stream, cached by the stream's content so it is built once."""
+    digest = hashlib.sha256(stream.read_bytes()).hexdigest()[:16]
+    repo = cache_dir / f"{stream.stem}-{digest}"
+    if (repo / ".git").is_dir():
+        return repo
+    building = cache_dir / f".{repo.name}.building"
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    try:
+        subprocess.run(["git", "init", "-q", str(building)], check=True, capture_output=True)
+        with stream.open("rb") as fh:
+            subprocess.run(["git", "-C", str(building), "fast-import", "--quiet"], stdin=fh, check=True, capture_output=True)
+        branches = subprocess.run(["git", "-C", str(building), "branch", "--format=%(refname:short)"], capture_output=True, text=True, check=True)
+        names = branches.stdout.split()
+        if names:
+            subprocess.run(["git", "-C", str(building), "checkout", "-q", "main" if "main" in names else names[0]], check=True, capture_output=True)
+        # Rename last: another worker racing on the same stream either finds the finished repo or loses the rename.
+        building.rename(repo)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        shutil.rmtree(building, ignore_errors=True)
+        if (repo / ".git").is_dir():
+            return repo
+        raise SourceError(f"cannot import git history from {stream}: {exc}") from exc
+    return repo

@@ -126,3 +126,17 @@ def test_registry_turns_unknown_kinds_and_bad_paths_into_errors_not_exceptions(t
     reasons = dict(built.errors)
     assert "does not exist" in reasons["code:git"]
     assert "unknown metrics source kind 'graphite'" in reasons["metrics:graphite"]
+
+
+def test_catalog_may_point_git_at_a_fast_export_stream(repo: Path, tmp_path: Path, app_env: dict[str, str]) -> None:
+    stream = tmp_path / "repo.fi"
+    stream.write_bytes(subprocess.run(["git", "-C", str(repo), "fast-export", "--all"], capture_output=True, check=True).stdout)
+    catalog_path = tmp_path / "services.yaml"
+    catalog_path.write_text("services:\n  checkout:\n    code:\n      - {kind: git, path: repo.fi}\n")
+    catalog = load_catalog(catalog_path)
+    first = build_sources(catalog, catalog.services["checkout"])
+    again = build_sources(catalog, catalog.services["checkout"])
+    assert not first.errors
+    commits = first.code[0].commits(T0 - timedelta(hours=3), T0)
+    assert [c.title for c in commits] == ["Rename pricing", "Change the price"]
+    assert first.code[0].path == again.code[0].path  # type: ignore[attr-defined]
