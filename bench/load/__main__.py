@@ -1,0 +1,229 @@
+"""Load on the web process: signed Slack requests and API reads at a fixed rate (open loop), and a PagerDuty storm.
+
+    python -m bench.load [--rate 100] [--seconds 30] [--web-workers 2] [--storm-alerts 100] [--storm-seconds 60]
+
+Open loop: request i is sent at start + i/rate whether or not earlier ones have answered, and its latency counts
+from that planned moment, so a slow server cannot hide its queue by slowing the generator down.
+Prints the figures and writes bench/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from bench.load.stack import PD_SECRET, SERVICES, SIGNING_SECRET, Running, running_stack
+from core.models import Status
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "load.json"
+EXAMPLE_AT = "2026-03-10T13:38:14Z"
+
+
+@dataclass
+class Sample:
+    kind: str
+    status: int
+    latency_ms: float
+
+
+@dataclass
+class Run:
+    samples: list[Sample] = field(default_factory=list)
+    late_start_ms: list[float] = field(default_factory=list)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _slack_signed(body: bytes) -> dict[str, str]:
+    ts = str(int(time.time()))
+    digest = hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def slash_command(n: int) -> tuple[str, bytes, dict[str, str]]:
+    body = urlencode({"command": "/investigate", "text": f"svc-{n % SERVICES} 5xx on /pay --at {EXAMPLE_AT}", "user_id": "U0LOAD",
+                      "channel_id": "C0LOAD", "team_id": "T0LOAD", "trigger_id": f"load.{n}.{time.time_ns()}"}).encode()
+    return "/slack/events", body, {"Content-Type": "application/x-www-form-urlencoded", **_slack_signed(body)}
+
+
+def channel_message(n: int) -> tuple[str, bytes, dict[str, str]]:
+    envelope = {"type": "event_callback", "team_id": "T0LOAD", "event_id": f"EvLOAD{n}{time.time_ns()}", "event_time": int(time.time()),
+                "event": {"type": "message", "channel": "C0LOAD", "user": "U0CHATTY", "text": f"chatter {n}", "ts": f"{time.time():.6f}"}}
+    body = json.dumps(envelope).encode()
+    return "/slack/events", body, {"Content-Type": "application/json", **_slack_signed(body)}
+
+
+def pagerduty_alert(n: int) -> tuple[str, bytes, dict[str, str]]:
+    incident = f"PLOAD{n:05d}"
+    data = {"id": incident, "type": "incident", "title": f"HighErrorRate svc-{n % SERVICES}", "status": "triggered", "urgency": "high",
+            "created_at": EXAMPLE_AT, "html_url": f"https://acme.pagerduty.com/incidents/{incident}",
+            "service": {"id": f"PSVC{n % SERVICES}", "summary": f"svc-{n % SERVICES}"}}
+    body = json.dumps({"event": {"id": f"EV{incident}", "event_type": "incident.triggered", "resource_type": "incident",
+                                 "occurred_at": EXAMPLE_AT, "data": data}}).encode()
+    signature = hmac.new(PD_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return "/webhooks/pagerduty", body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={signature}"}
+
+
+async def open_loop(url: str, *, rate: float, seconds: float, make: Any, api_key: str | None = None) -> Run:
+    run = Run()
+    total = int(rate * seconds)
+    connector = aiohttp.TCPConnector(limit=400)
+    async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
+        start = time.perf_counter() + 0.5
+
+        async def one(i: int) -> None:
+            planned = start + i / rate
+            await asyncio.sleep(max(0.0, planned - time.perf_counter()))
+            run.late_start_ms.append((time.perf_counter() - planned) * 1000)
+            kind, request = make(i)
+            try:
+                if request is None:
+                    async with client.get("/api/v1/investigations?limit=20", headers={"Authorization": f"Bearer {api_key}"}) as response:
+                        await response.read()
+                else:
+                    path, body, headers = request
+                    async with client.post(path, data=body, headers=headers) as response:
+                        await response.read()
+                status = response.status
+            except (aiohttp.ClientError, TimeoutError):
+                status = 0
+            run.samples.append(Sample(kind, status, (time.perf_counter() - planned) * 1000))
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+    return run
+
+
+def mixed(i: int) -> tuple[str, Any]:
+    """A third each: slash commands, channel messages (events), API list reads."""
+    kind = ("slash_command", "event", "api_list")[i % 3]
+    if kind == "slash_command":
+        return kind, slash_command(i)
+    if kind == "event":
+        return kind, channel_message(i)
+    return kind, None
+
+
+def summarise(run: Run, ok: set[int]) -> dict[str, Any]:
+    by_kind: dict[str, Any] = {}
+    for kind in sorted({s.kind for s in run.samples}):
+        mine = [s for s in run.samples if s.kind == kind]
+        by_kind[kind] = {
+            "requests": len(mine),
+            "errors": sum(s.status not in ok for s in mine),
+            "p50_ms": round(percentile([s.latency_ms for s in mine], 50), 1),
+            "p99_ms": round(percentile([s.latency_ms for s in mine], 99), 1),
+            "max_ms": round(max(s.latency_ms for s in mine), 1),
+        }
+    latencies = [s.latency_ms for s in run.samples]
+    return {
+        "requests": len(run.samples),
+        "errors": sum(s.status not in ok for s in run.samples),
+        "statuses": dict(Counter(str(s.status) for s in run.samples)),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_ms": round(max(latencies), 1),
+        "generator_late_p99_ms": round(percentile(run.late_start_ms, 99), 1),
+        "by_kind": by_kind,
+    }
+
+
+def ack_scenario(stack: Running, rate: float, seconds: float) -> dict[str, Any]:
+    run = asyncio.run(open_loop(stack.url, rate=rate, seconds=seconds, make=mixed, api_key=stack.api_key))
+    result = summarise(run, {200})
+    result |= {"rate_per_s": rate, "seconds": seconds}
+    rows, _ = stack.store.list_investigations(limit=500)
+    result["investigations_recorded"] = len(rows)
+    result["slash_commands_sent"] = result["by_kind"]["slash_command"]["requests"]
+    return result
+
+
+def storm_scenario(stack: Running, alerts: int, seconds: float) -> dict[str, Any]:
+    stack.start_worker()
+    stack.start_worker()
+    counter = itertools.count()
+
+    def alert(_i: int) -> tuple[str, Any]:
+        return "pagerduty_webhook", pagerduty_alert(next(counter))
+
+    run = asyncio.run(open_loop(stack.url, rate=alerts / seconds, seconds=seconds, make=alert))
+    result = summarise(run, {201})
+    result["acked_under_3s"] = sum(s.latency_ms < 3000 and s.status == 201 for s in run.samples)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        rows, _ = stack.store.list_investigations(limit=1000)
+        if len(rows) >= alerts and all(Status(r.status).finished for r in rows):
+            break
+        time.sleep(1)
+    rows, _ = stack.store.list_investigations(limit=1000)
+    leads = [r for r in rows if r.parent_id is None]
+    result |= {
+        "alerts": alerts,
+        "services": SERVICES,
+        "investigations_recorded": len(rows),
+        "investigations_run": len(leads),
+        "linked_to_a_lead": sum(r.parent_id is not None for r in rows),
+        "finished": sum(Status(r.status).finished for r in rows),
+        "statuses": dict(Counter(r.status for r in rows)),
+        "leads_per_service": dict(Counter(r.service for r in leads)),
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=100.0, help="requests per second in the ack scenario")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the ack scenario (at most 60)")
+    parser.add_argument("--web-workers", type=int, default=2, help="uvicorn worker processes (`serve --workers`)")
+    parser.add_argument("--storm-alerts", type=int, default=100)
+    parser.add_argument("--storm-seconds", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    seconds = min(args.seconds, 60.0)
+    command = "python -m bench.load " + " ".join(sys.argv[1:] if argv is None else argv)
+    with tempfile.TemporaryDirectory(prefix="ir-load-") as tmp:
+        with running_stack(Path(tmp) / "ack", web_workers=args.web_workers) as stack:
+            ack = ack_scenario(stack, args.rate, seconds)
+        with running_stack(Path(tmp) / "storm", web_workers=args.web_workers) as stack:
+            storm = storm_scenario(stack, args.storm_alerts, min(args.storm_seconds, 60.0))
+    report = {
+        "command": command.strip(),
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "web_workers": args.web_workers,
+        "ack": ack,
+        "storm": storm,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"ack @ {args.rate:g}/s for {seconds:g}s, {args.web_workers} web workers: p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, "
+          f"errors {ack['errors']}/{ack['requests']}")
+    for kind, figures in ack["by_kind"].items():
+        print(f"  {kind:14} p50 {figures['p50_ms']:>7} ms  p99 {figures['p99_ms']:>7} ms  errors {figures['errors']}/{figures['requests']}")
+    print(f"storm: {storm['alerts']} alerts for {storm['services']} services in {args.storm_seconds:g}s: ack p99 {storm['p99_ms']} ms, "
+          f"max {storm['max_ms']} ms, {storm['acked_under_3s']}/{storm['alerts']} acked < 3 s; "
+          f"recorded {storm['investigations_recorded']}, "
+          f"run {storm['investigations_run']}, linked {storm['linked_to_a_lead']}, finished {storm['finished']}")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
