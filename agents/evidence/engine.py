@@ -11,9 +11,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from agents.evidence import chunks, parallel
+from agents.evidence.chunks import Unit
 from agents.evidence.classify import AWAY_FROM_CODE, KeySignature, classify, our_service, volume_ratio
-from agents.evidence.logstats import LogStats
+from agents.evidence.logstats import LogPart, LogStats
 from agents.evidence.metric_shifts import metric_shifts
 from agents.evidence.model import Evidence, EvidenceInputs, Finding, MetricShiftEvidence, SuspectEvidence, TimelineItem
 from agents.evidence.runbook_match import match_runbooks
@@ -28,7 +31,9 @@ from agents.evidence.suspects import (
     score_candidate,
     timing_factor,
 )
+from integrations.errors import SourceError
 from integrations.logs.base import LogEvent, LogSource
+from integrations.logs.files import FileLogSource
 
 Progress = Callable[[str, str], None]
 BATCH = 2000
@@ -36,6 +41,11 @@ MAX_SUSPECTS = 10
 # Away-from-code findings keep suspects listed (for the record) but never at a blaming score.
 AWAY_CAP = 0.35
 KEY_MIN_SCORE = 0.12
+# Below this much file data, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+# Several units per worker, so that one slow unit does not leave the other cores idle at the end.
+UNITS_PER_WORKER = 8
+MIN_UNIT_BYTES = 4 * 1024 * 1024
 
 
 def _quiet(_stage: str, _message: str) -> None:
@@ -61,14 +71,16 @@ def _pump(
         out.put(exc)
 
 
-def _stream(source: LogSource, start: datetime, end: datetime, deadline_s: float, degraded: list[tuple[str, str]]) -> Iterator[LogEvent]:
+def _stream(
+    source: LogSource, start: datetime, end: datetime, deadline_s: float, degraded: list[tuple[str, str]], label: str | None = None
+) -> Iterator[LogEvent]:
     """Events of one source, read in a thread so a hanging source cannot hold the investigation."""
     channel: queue.Queue[list[LogEvent] | BaseException | None] = queue.Queue(maxsize=32)
     stop = threading.Event()
     thread = threading.Thread(target=_pump, args=(source, start, end, channel, stop), daemon=True, name=f"logs-{source.name}")
     thread.start()
     give_up = time.monotonic() + deadline_s
-    label = f"logs:{getattr(source, 'name', type(source).__name__)}"
+    label = label or f"logs:{getattr(source, 'name', type(source).__name__)}"
     while True:
         remaining = give_up - time.monotonic()
         try:
@@ -86,12 +98,8 @@ def _stream(source: LogSource, start: datetime, end: datetime, deadline_s: float
 
 
 def read_logs(inputs: EvidenceInputs, progress: Progress, degraded: list[tuple[str, str]]) -> tuple[LogStats, dict[str, int]]:
-    stats = LogStats(inputs.window_start, inputs.window_end)
-    per_source: dict[str, int] = {}
-    for source in inputs.log_sources:
-        for event in _stream(source, inputs.window_start, inputs.window_end, inputs.log_deadline_s, degraded):
-            stats.add(event)
-            per_source[event.source] = per_source.get(event.source, 0) + 1
+    stats = LogStats.merge(_parts(inputs, degraded))
+    per_source = stats.read
     for name, outside in stats.out_of_window.items():
         if outside > per_source.get(name, 0):
             degraded.append((f"logs:{name}", f"{outside} of its events fall outside the window (clock skew or a different day?)"))
@@ -99,6 +107,78 @@ def read_logs(inputs: EvidenceInputs, progress: Progress, degraded: list[tuple[s
         degraded.append(("logs", f"{stats.untimed} of {stats.events} events carry no timestamp; onset and trends use the rest"))
     progress("reading", f"read {stats.events:,} log events from {len(per_source)} files")
     return stats, per_source
+
+
+def _parts(inputs: EvidenceInputs, degraded: list[tuple[str, str]]) -> Iterator[LogPart]:
+    """Every source read into parts, in source order; large file sources by worker processes."""
+    start, end, deadline_s = inputs.window_start, inputs.window_end, inputs.log_deadline_s
+    plan = _plan(inputs.log_sources)
+    pool = parallel.Pool([u for _, units in plan for u in units or ()], start, end, parallel.worker_count()) if plan else None
+    futures = iter(pool.futures if pool is not None else ())
+    give_up = time.monotonic() + deadline_s
+    try:
+        for source, units in plan or [(source, None) for source in inputs.log_sources]:
+            if units is None:
+                yield _read_inline(source, start, end, deadline_s, degraded)
+                continue
+            label = f"logs:{source.name}"
+            stopped = False
+            for unit, future in zip(units, futures, strict=False):
+                try:
+                    part = future.result(timeout=max(give_up - time.monotonic(), 0.0))
+                except TimeoutError:
+                    stopped = True
+                    continue
+                except parallel.WorkerLost:
+                    part = _read_inline(_UnitSource(unit), start, end, max(give_up - time.monotonic(), 0.01), degraded, label)
+                if part.error is not None:
+                    degraded.append((label, part.error))
+                yield part
+            if stopped:
+                degraded.append((label, f"stopped reading after {deadline_s:.0f}s; the evidence covers what was read by then"))
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _plan(sources: list[LogSource]) -> list[tuple[LogSource, list[Unit] | None]] | None:
+    """Units for worker processes, for the file sources (None for the others); None when reading in-process pays better."""
+    workers = parallel.worker_count()
+    files: list[tuple[LogSource, list[tuple[Path, int]] | None]] = []
+    for source in sources:
+        listed: list[tuple[Path, int]] | None = None
+        if type(source) is FileLogSource:
+            try:
+                listed = [(path, path.stat().st_size) for path in source.files()]
+            except (OSError, SourceError):
+                # Read in-process, the source reports what is wrong as it always has.
+                listed = None
+        files.append((source, listed))
+    total = sum(size for _, listed in files for _, size in listed or ())
+    if workers < 2 or total < PARALLEL_MIN_BYTES:
+        return None
+    target = max(MIN_UNIT_BYTES, total // (workers * UNITS_PER_WORKER))
+    return [(source, None if listed is None else [u for path, _ in listed for u in chunks.split(path, target)]) for source, listed in files]
+
+
+class _UnitSource:
+    """One unit as a log source, for reading it in-process when its worker is gone."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        self.name = unit.name
+
+    def events(self, start: datetime, end: datetime) -> Iterator[LogEvent]:
+        return parallel.unit_events(self.unit, start, end)
+
+
+def _read_inline(
+    source: LogSource, start: datetime, end: datetime, deadline_s: float, degraded: list[tuple[str, str]], label: str | None = None
+) -> LogPart:
+    part = LogPart(start, end)
+    for event in _stream(source, start, end, deadline_s, degraded, label):
+        part.add(event)
+    return part.seal()
 
 
 def _key_signatures(ranked: list[Ranked]) -> list[KeySignature]:

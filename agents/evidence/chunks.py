@@ -1,0 +1,128 @@
+"""Log files cut into units that can be read apart: whole files, and large plain files split into byte ranges.
+
+A range starts at a line that begins an event of its own, parsed the same whether the
+lines before it were read or not, so that reading the ranges one after the other yields
+the events of reading the file once: a stack trace or a folded message never straddles
+a cut. Where no such line is near, the file is not cut there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from integrations.errors import SourceError
+from integrations.logs.files import open_lines
+from integrations.logs.parsing import MAX_LINE, parse_stream
+
+_GZIP_MAGIC = b"\x1f\x8b"
+# How far past a wished-for cut to look for a line that starts an event.
+SCAN_BYTES = 256 * 1024
+# Lines before a candidate cut parsed to check that they do not change how it parses.
+_CONTEXT_LINES = 8
+_FOLLOWING_LINES = 8
+_MAX_CANDIDATES = 200
+_MAX_CANDIDATE_CHARS = 16 * 1024
+# Pods' lines interleave and each pod's event stays open across the others: no cut is clean.
+_POD_PREFIX = "[pod/"
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Bytes [start, end) of a log file (end None: to the end of the file), read as source `name`."""
+
+    path: Path
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def lines(unit: Unit) -> Iterator[str]:
+    """The physical lines of a unit, as `open_lines` reads them from the whole file."""
+    if unit.start == 0 and unit.end is None:
+        yield from open_lines(unit.path)
+        return
+    try:
+        handle = unit.path.open("rb")
+    except OSError as exc:
+        raise SourceError(f"cannot read log file '{unit.path}': {exc.strerror or exc}") from exc
+    with handle:
+        try:
+            handle.seek(unit.start)
+            yield from _bounded_lines(handle.readline, unit.start, unit.end)
+        except OSError as exc:
+            raise SourceError(f"cannot read log file '{unit.path}': {exc}") from exc
+
+
+def _bounded_lines(readline: Callable[[int], bytes], position: int, end: int | None) -> Iterator[str]:
+    # Same cut of over-long lines as `open_lines`: the first MAX_LINE bytes, the rest skipped.
+    while (end is None or position < end) and (line := readline(MAX_LINE)):
+        position += len(line)
+        if len(line) == MAX_LINE and not line.endswith(b"\n"):
+            while rest := readline(MAX_LINE):
+                position += len(rest)
+                if rest.endswith(b"\n"):
+                    break
+        yield line.decode("utf-8", "replace")
+
+
+def split(path: Path, target_bytes: int) -> list[Unit]:
+    """`path` as units of about `target_bytes`; one unit when it is small, compressed or cannot be cut cleanly."""
+    try:
+        size = path.stat().st_size
+        if size < 2 * target_bytes:
+            return [Unit(path)]
+        with path.open("rb") as handle:
+            # Compressed files are told apart by content, as `open_lines` does; they cannot be cut.
+            if handle.read(2) == _GZIP_MAGIC:
+                return [Unit(path)]
+            cuts = [0]
+            wished = target_bytes
+            while wished < size - target_bytes:
+                handle.seek(wished)
+                cut = _clean_cut(handle.read(SCAN_BYTES), wished)
+                if cut is not None:
+                    cuts.append(cut)
+                    wished = cut + target_bytes
+                else:
+                    wished += target_bytes
+    except OSError:
+        # Reading the whole file reports the problem as a degraded source, as it always has.
+        return [Unit(path)]
+    return [Unit(path, start, end) for start, end in zip(cuts, [*cuts[1:], None], strict=True)]
+
+
+def _clean_cut(data: bytes, offset: int) -> int | None:
+    """The offset of the first line in `data` (read at `offset`) where a unit may start, if any."""
+    first = data.find(b"\n")
+    if first < 0:
+        return None
+    # The last piece may be a cut-off line, and a cut is only judged with the lines that follow it.
+    physical = data[first + 1 :].split(b"\n")[:-1]
+    texts = [line.decode("utf-8", "replace") for line in physical]
+    if any(text.startswith(_POD_PREFIX) for text in texts):
+        return None
+    starts = [offset + first + 1]
+    for line in physical:
+        starts.append(starts[-1] + len(line) + 1)
+    last = min(len(texts) - _FOLLOWING_LINES, _CONTEXT_LINES + _MAX_CANDIDATES)
+    for index in range(_CONTEXT_LINES, last):
+        if _starts_event(texts[index - _CONTEXT_LINES : index], texts[index : index + _FOLLOWING_LINES]):
+            return starts[index]
+    return None
+
+
+def _starts_event(before: list[str], following: list[str]) -> bool:
+    """Whether the first of `following` opens an event, and the events from it on parse alike with or without `before`."""
+    head = following[0]
+    if not head or head[0] in " \t" or len(head) > _MAX_CANDIDATE_CHARS:
+        return False
+    alone = list(parse_stream(following, "cut"))
+    if not alone or alone[0].ts is None or alone[0].raw.partition("\n")[0] != head.rstrip("\r"):
+        return False
+    joined = list(parse_stream([*before, *following], "cut"))
+    return joined[-len(alone) :] == alone
