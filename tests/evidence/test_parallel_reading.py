@@ -32,7 +32,8 @@ def _stamp(at: datetime) -> str:
 def _java_trace(rng: random.Random) -> list[str]:
     frames = [f"\tat com.acme.shop.{c}.{m}({c}.java:{rng.randint(10, 400)})" for c, m in (("Repo", "load"), ("Service", "get"))]
     frames += [f"\tat org.framework.Layer{i}.invoke(Layer{i}.java:{i + 10})" for i in range(rng.randint(20, 60))]
-    return ["java.sql.SQLTransientConnectionException: pool exhausted after 30000ms", *frames, "Caused by: java.net.SocketTimeoutException: connect timed out"]
+    head = "java.sql.SQLTransientConnectionException: pool exhausted after 30000ms"
+    return [head, *frames, "Caused by: java.net.SocketTimeoutException: connect timed out"]
 
 
 def _python_trace(rng: random.Random) -> list[str]:
@@ -123,7 +124,9 @@ def _canon(stats: LogStats) -> dict[str, Any]:
         )
         for gid, g in stats.groups.items()
     }
-    minutes = {m: (t.events, t.errors, t.warnings, t.server_errors, round(t.latency_sum_ms, 6), t.latency_n) for m, t in stats.minutes.items()}
+    minutes = {
+        m: (t.events, t.errors, t.warnings, t.server_errors, round(t.latency_sum_ms, 6), t.latency_n) for m, t in stats.minutes.items()
+    }
     markers = [(k, m.version, m.sha, m.first_seen, m.service, sorted(m.pods)) for k, m in stats.markers.items()]
     return {
         "groups": list(groups.items()),
@@ -215,7 +218,7 @@ def test_a_file_that_never_ends_is_cut_off_at_the_deadline(tmp_path: Path, monke
     degraded: list[tuple[str, str]] = []
 
     started = time.monotonic()
-    stats, per_source = read_logs(_inputs(folder, deadline_s=1.5), lambda *_: None, degraded)
+    _stats, per_source = read_logs(_inputs(folder, deadline_s=1.5), lambda *_: None, degraded)
 
     assert time.monotonic() - started < 10
     assert any("stopped reading after 2s" in reason for _, reason in degraded), degraded
