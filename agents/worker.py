@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import timedelta
 
@@ -22,15 +23,26 @@ log = structlog.get_logger(__name__)
 MIN_REQUEUE_AGE_S = 5.0
 
 
+# RQ forks a work horse per job; a fork taken while the sweeper thread holds a lock (a log write, a pool checkout)
+# leaves that lock held forever in the child. Forks wait for the sweep in progress instead.
+_sweeping = threading.Lock()
+os.register_at_fork(before=_sweeping.acquire, after_in_parent=_sweeping.release, after_in_child=_sweeping.release)
+
+
 def _sweep_forever(stop: threading.Event, every_s: float) -> None:
     waiting_for = timedelta(seconds=max(MIN_REQUEUE_AGE_S, every_s))
     while not stop.wait(every_s):
-        try:
-            reaped, requeued = reap_stale(), requeue_waiting(older_than=waiting_for)
-            if reaped or requeued:
-                log.info("sweep", reaped=reaped, requeued=requeued)
-        except Exception:  # a failed sweep is retried at the next one; the log has the cause
-            log.exception("sweep_failed")
+        with _sweeping:
+            _sweep_once(waiting_for)
+
+
+def _sweep_once(waiting_for: timedelta) -> None:
+    try:
+        reaped, requeued = reap_stale(), requeue_waiting(older_than=waiting_for)
+        if reaped or requeued:
+            log.info("sweep", reaped=reaped, requeued=requeued)
+    except Exception:  # a failed sweep is retried at the next one; the log has the cause
+        log.exception("sweep_failed")
 
 
 def run_worker(*, burst: bool = False) -> None:
