@@ -35,6 +35,8 @@ class Unit:
     path: Path
     start: int = 0
     end: int | None = None
+    # Bytes to read as planned: the largest units go to the workers first.
+    size: int = 0
 
     @property
     def name(self) -> str:
@@ -74,26 +76,25 @@ def split(path: Path, target_bytes: int) -> list[Unit]:
     """`path` as units of about `target_bytes`; one unit when it is small, compressed or cannot be cut cleanly."""
     try:
         size = path.stat().st_size
-        if size < 2 * target_bytes:
-            return [Unit(path)]
+        pieces = round(size / target_bytes)
+        if pieces < 2:
+            return [Unit(path, size=size)]
         with path.open("rb") as handle:
             # Compressed files are told apart by content, as `open_lines` does; they cannot be cut.
             if handle.read(2) == _GZIP_MAGIC:
-                return [Unit(path)]
+                return [Unit(path, size=size)]
             cuts = [0]
-            wished = target_bytes
-            while wished < size - target_bytes:
+            for piece in range(1, pieces):
+                wished = max(piece * size // pieces, cuts[-1] + 1)
                 handle.seek(wished)
                 cut = _clean_cut(handle.read(SCAN_BYTES), wished)
-                if cut is not None:
+                if cut is not None and cut < size:
                     cuts.append(cut)
-                    wished = cut + target_bytes
-                else:
-                    wished += target_bytes
     except OSError:
         # Reading the whole file reports the problem as a degraded source, as it always has.
         return [Unit(path)]
-    return [Unit(path, start, end) for start, end in zip(cuts, [*cuts[1:], None], strict=True)]
+    ends = [*cuts[1:], size]
+    return [Unit(path, start, end if end < size else None, end - start) for start, end in zip(cuts, ends, strict=True)]
 
 
 def _clean_cut(data: bytes, offset: int) -> int | None:

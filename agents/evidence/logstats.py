@@ -174,7 +174,7 @@ NameNote = tuple[int, tuple[str, ...], str | None, str | None, float | None]
 MarkerNote = tuple[int, str, str | None, str, str, float]
 # Beyond this many shapes in one part (free text that masking cannot tame), new shapes are
 # grouped by a part-local miner instead, so that a part's memory stays bounded.
-MAX_SHAPES = 20_000
+MAX_SHAPES = 5_000
 _KEY_CACHE = 100_000
 _CACHED_KEY_LEN = 512
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")

@@ -83,7 +83,8 @@ class Pool:
     def __init__(self, units: list[Unit], window_start: datetime, window_end: datetime, workers: int) -> None:
         self.futures: list[Future[LogPart]] = [Future() for _ in units]
         self._tasks: queue.SimpleQueue[tuple[Unit, Future[LogPart]]] = queue.SimpleQueue()
-        for unit, future in zip(units, self.futures, strict=True):
+        # Largest first, so that the last units to finish are small ones and no core idles long at the end.
+        for unit, future in sorted(zip(units, self.futures, strict=True), key=lambda task: -task[0].size):
             self._tasks.put((unit, future))
         self._window = (window_start, window_end)
         self._lock = threading.Lock()
