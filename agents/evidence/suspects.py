@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from agents.evidence.diffs import DiffFacts, parse_diff
 from agents.evidence.lexicon import RESOURCE, SCHEMA
 from agents.evidence.logstats import DeployMarker
+from core.redaction import MASK, redact_text
 from integrations.code.base import ChangeSource, Commit, Deploy
 
 MAX_DIFFS = 60
@@ -255,6 +256,11 @@ def _value_matches(value: str, numbers: set[float], text: str) -> bool:
     return any(math.isclose(a, b, rel_tol=1e-9) for a in scaled for b in numbers if b != 0)
 
 
+def _shown(key: str, value: str) -> str:
+    """The value as a reason may quote it: "changed password to X" has lost the key=value shape redaction recognises."""
+    return value if redact_text(f"{key}={value}") == f"{key}={value}" else MASK
+
+
 def _key_words(key: str) -> set[str]:
     return {w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower()) if len(w) >= 4}
 
@@ -300,9 +306,9 @@ def score_candidate(candidate: Candidate, facts: DiffFacts | None, failure: KeyF
                 continue
             key_words = _key_words(change.key) & failure.words
             if key_words and _value_matches(change.new, failure.numbers, failure.text):
-                old = f" from {change.old}" if change.old is not None else ""
+                old = f" from {_shown(change.key, change.old)}" if change.old is not None else ""
                 candidate.signals["config"] = 0.85
-                candidate.reasons.append(f"changed {change.key}{old} to {change.new}, a value the errors show")
+                candidate.reasons.append(f"changed {change.key}{old} to {_shown(change.key, change.new)}, a value the errors show")
                 evidence = max(evidence, 0.85)
                 break
             if _CONFIG_FILE.search(change.path) and len(key_words) >= 2:
