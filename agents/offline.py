@@ -22,6 +22,7 @@ from agents.report import (
     Window,
 )
 from core.alert import Alert
+from core.redaction import redact_text
 from core.timeparse import isoformat
 
 BLAME_THRESHOLD = 0.5
@@ -66,7 +67,8 @@ def _when(value: datetime | None) -> str:
 def _quote(signature: SignatureEvidence | None) -> str:
     if signature is None:
         return "no distinctive error"
-    text = signature.template.replace("\n", " ")
+    # Redacted before it is cut: a secret cut in half (an e-mail without its domain) no longer matches a pattern.
+    text = redact_text(signature.template).replace("\n", " ")
     return f"'{text[:160]}{'…' if len(text) > 160 else ''}'"
 
 

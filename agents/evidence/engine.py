@@ -31,6 +31,7 @@ from agents.evidence.suspects import (
     score_candidate,
     timing_factor,
 )
+from core.redaction import redact_text
 from integrations.errors import SourceError
 from integrations.logs.base import LogEvent, LogSource
 from integrations.logs.files import FileLogSource
@@ -303,7 +304,8 @@ def _timeline(
     for item in ranked[:3]:
         ev = item.evidence
         if ev.trend in ("new", "spiking") and ev.first_seen is not None:
-            items.append(TimelineItem(at=ev.first_seen, event=f"first '{ev.template[:120]}' ({ev.trend})", source=ev.source))
+            # Redacted before it is cut: a secret cut in half (an e-mail without its domain) no longer matches a pattern.
+            items.append(TimelineItem(at=ev.first_seen, event=f"first '{redact_text(ev.template)[:120]}' ({ev.trend})", source=ev.source))
     for shift in shifts[:3]:
         items.append(
             TimelineItem(
