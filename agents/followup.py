@@ -16,6 +16,7 @@ import structlog
 
 from core.catalog import CatalogError
 from core.models import FollowUp, Investigation, Status
+from core.redaction import redact_text
 from core.runtime import get_catalog
 from core.settings import get_settings
 from integrations.errors import SourceError
@@ -140,6 +141,8 @@ def _file_change(investigation: Investigation, report: Report, path: str) -> str
     head = f"`{_short(commit['sha'])}` {_title(commit)} changed `{full_path}`"
     if diff is None:
         return head + " (the diff is not available from the code source)."
+    # Straight from the repository, unlike the stored report: redact it before it is cut, stored, posted or served.
+    diff = redact_text(diff)
     if len(diff) > DIFF_MAX_CHARS:
         diff = diff[:DIFF_MAX_CHARS] + "\n… (trimmed)"
     return f"{head}:\n```{diff}```"
