@@ -8,14 +8,15 @@ from typing import Any
 
 import structlog
 
-from core.redaction import redact_text
+from core.redaction import redact
 
 
 def _redact_event(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    # Last line of defence: whatever reaches a log line passes the same redaction as evidence.
+    # Last line of defence: whatever reaches a log line passes the same redaction as evidence, nested values included.
+    # exc_info stays as it is for format_exc_info; in JSON the formatted trace comes before this and is redacted here.
     for key, value in list(event_dict.items()):
-        if isinstance(value, str):
-            event_dict[key] = redact_text(value)
+        if key != "exc_info" and isinstance(value, str | dict | list):
+            event_dict[key] = redact(value)
     return event_dict
 
 
@@ -39,18 +40,21 @@ def configure_logging(fmt: str = "console", level: str = "info", *, stream: Any 
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_id,
-        _redact_event,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    # An exception's message can carry a secret (a driver naming its DSN): its trace is rendered before redaction runs.
+    last: list[Any] = [structlog.processors.format_exc_info, _redact_event] if fmt == "json" else [_redact_event]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer] if fmt == "json" else [*shared, renderer],
+        processors=[*shared, *last, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=shared)
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *last, renderer], foreign_pre_chain=shared
+        )
     )
     root = logging.getLogger()
     root.handlers = [handler]
