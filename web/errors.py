@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.redaction import redact, redact_text
 from web.context import request_id_of
 
 log = structlog.get_logger(__name__)
@@ -85,9 +86,10 @@ class ErrorResponse(BaseModel):
 
 def error_response(status: int, code: str, message: str, request_id: str, *, headers: dict[str, str] | None = None,
                    details: Any = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
+    # Messages quote what the caller sent (an unknown service name); a pasted secret is not echoed into proxies and logs.
+    body: dict[str, Any] = {"code": code, "message": redact_text(message), "request_id": request_id}
     if details is not None:
-        body["details"] = jsonable_encoder(details)
+        body["details"] = redact(jsonable_encoder(details))
     all_headers = {"X-Request-ID": request_id, **(headers or {})}
     return JSONResponse({"error": body}, status_code=status, headers=all_headers)
 
