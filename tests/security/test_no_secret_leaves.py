@@ -13,7 +13,7 @@ import httpx
 import pytest
 from bot_harness import fixture
 from harness import EXAMPLE_AT, Stack, Web, slack_surface, until
-from planted import ERROR_SIGNATURE, NEEDLES, SECRET_FILE, leaks, leaks_in
+from planted import CREDENTIAL_URL, ERROR_SIGNATURE, NEEDLES, PASSWORD_KV, SECRET_FILE, leaks, leaks_in
 from standin_jira import JiraStandin
 from standin_openai import Call, Reply, StandinOpenAI
 from standin_slack import SlackStandin
@@ -130,6 +130,11 @@ def test_planted_secrets_reach_no_stand_in_response_log_or_metric_while_the_inve
         "metrics": httpx.get(f"{web.url}/metrics", timeout=15),
         "error 404": api.get("/api/v1/investigations/inv_doesnotexist0"),
         "error 409": api.post(f"{base}/jira"),
+        # Errors that quote what they were given: a caller pasting a secret must not get it echoed into proxies and logs.
+        "error unknown service": api.post("/api/v1/investigations", json={"service": f"checkout {CREDENTIAL_URL}", "alert_text": "5xx"}),
+        "error validation": api.post(
+            "/api/v1/investigations", json={"service": "checkout", "alert_text": "5xx", "at": f"password={PASSWORD_KV}"}
+        ),
     }
     for name, response in responses.items():
         assert response.status_code < 500, (name, response.status_code)
@@ -148,6 +153,7 @@ def test_planted_secrets_reach_no_stand_in_response_log_or_metric_while_the_inve
     assert SECRET_FILE in answer_diff and "[REDACTED]" in answer_diff, answer_diff
     assert len(jira.created()) == 1 and ERROR_SIGNATURE in jira.created()[0]["fields"]["description"]
     assert responses["metrics"].status_code == 200 and "ir_investigations" in responses["metrics"].text
+    assert [responses[f"error {kind}"].status_code for kind in ("unknown service", "validation")] == [422, 422]
     assert responses["error 404"].status_code == 404 and responses["error 404"].json()["error"]["code"] == "INVESTIGATION_NOT_FOUND"
     assert responses["dashboard detail"].status_code == 200 and ERROR_SIGNATURE.split(":")[0] in responses["dashboard detail"].text
     worker_log = worker.text()

@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,7 @@ def test_cli_json_report_of_the_planted_incident_carries_no_secret(planted_input
 
 
 @pytest.fixture
-def json_log() -> io.StringIO:
+def json_log() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     configure_logging("json", "debug", stream=stream)
     yield stream
