@@ -55,7 +55,8 @@ def _label(text: str) -> str:
 def ticket_for(investigation: Investigation, settings: Settings, *, thread_url: str | None) -> NewTicket:
     report = investigation.report or {}
     root = report.get("root_cause") or {}
-    symptom = " ".join((investigation.title or root.get("summary") or "incident").split())
+    # The title is what a person typed or an alert said: redact it like evidence, before cutting it to size.
+    symptom = " ".join(redact_text(investigation.title or root.get("summary") or "incident").split())
     summary = f"[{investigation.service}] {symptom}"
     if len(summary) > SUMMARY_MAX:
         summary = summary[: SUMMARY_MAX - 1] + "…"

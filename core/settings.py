@@ -29,8 +29,9 @@ class Settings(BaseSettings):
 
     app_env: Profile = Field(Profile.dev, description="Profile: dev, test or prod.")
     data_dir: Path = Field(DATA_DIR, description="Folder for the SQLite file, CrewAI storage and other local state.")
-    database_url: str = Field("", description="SQLAlchemy URL; default a SQLite file under DATA_DIR. PostgreSQL: postgresql+psycopg://user@host/db.")
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the RQ queue, progress pub/sub and rate limits.")
+    # URLs may carry a password: kept out of repr() so a printed Settings shows none.
+    database_url: str = Field("", repr=False, description="SQLAlchemy URL; default a SQLite file under DATA_DIR. PostgreSQL: postgresql+psycopg://user@host/db.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", repr=False, description="Redis for the RQ queue, progress pub/sub and rate limits.")
     queue_name: str = Field("investigations", description="RQ queue name.")
     job_timeout_s: int = Field(600, description="Hard limit for one investigation job.")
     job_retries: int = Field(2, description="How often a failed investigation job is retried before it is marked failed.")

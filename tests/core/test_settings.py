@@ -44,3 +44,11 @@ def test_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_list_settings_read_json_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_ALLOWED_CHANNELS", '["C1", "C2"]')
     assert Settings().slack_allowed_channels == ["C1", "C2"]
+
+
+def test_connection_urls_with_passwords_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://app:db-pass-123@db/ir")
+    monkeypatch.setenv("REDIS_URL", "redis://:redis-pass-456@cache:6379/0")
+    settings = Settings()
+    assert "db-pass-123" not in repr(settings) and "redis-pass-456" not in str(settings)
+    assert settings.effective_database_url.endswith("@db/ir")
