@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -30,8 +31,9 @@ from integrations.logs.base import LogEvent
 from integrations.logs.parsing import parse_stream
 
 MAX_WORKERS = 4
-_WORKER_CODE = "from agents.evidence.parallel import serve; serve()"
+_WORKER_CODE = "from agents.evidence.parallel import serve; serve({parent})"
 _HEADER = struct.Struct(">Q")
+_PARENT_CHECK_S = 0.5
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -67,14 +69,24 @@ def read_unit(unit: Unit, window_start: datetime, window_end: datetime) -> LogPa
     return part.seal()
 
 
-def serve() -> None:
-    """A worker's loop: read (unit, window start, window end) tasks until stdin closes."""
+def serve(parent: int) -> None:
+    """A worker's loop: read (unit, window start, window end) tasks until stdin closes or `parent` ends."""
     inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
     # Anything printed by accident must not corrupt the answers.
     sys.stdout = sys.stderr
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
     while (task := _receive(inbox)) is not None:
         unit, window_start, window_end = task
         _send(outbox, read_unit(unit, window_start, window_end))
+
+
+def _exit_with_parent(parent: int) -> None:
+    # A parent killed mid-read (a job timeout, an RQ work horse torn down) cannot kill us,
+    # and a closed stdin is only seen between units: a unit on an endless file never ends.
+    # The parent's pid comes from the parent itself: it may be gone before we get here.
+    while os.getppid() == parent:
+        time.sleep(_PARENT_CHECK_S)
+    os._exit(1)
 
 
 class Pool:
@@ -92,7 +104,8 @@ class Pool:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         for _ in range(min(workers, len(units))):
             try:
-                process = subprocess.Popen([sys.executable, "-c", _WORKER_CODE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                command = [sys.executable, "-c", _WORKER_CODE.format(parent=os.getpid())]
+                process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
             except OSError:
                 break
             self._processes.append(process)

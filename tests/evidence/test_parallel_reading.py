@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import random
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -234,3 +236,39 @@ def test_free_text_beyond_the_shape_cap_is_still_counted(tmp_path: Path, monkeyp
     capped = read_logs(_inputs(folder), lambda *_: None, [])[0]
     assert capped.events == expected.events
     assert sum(g.count for g in capped.groups.values()) == sum(g.count for g in expected.groups.values())
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_workers_end_with_a_killed_parent(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.log"
+    with huge.open("wb") as fh:
+        fh.truncate(64 * 1024**3)
+    script = (
+        "import sys, time\n"
+        "from datetime import UTC, datetime\n"
+        "from pathlib import Path\n"
+        "from agents.evidence import chunks, parallel\n"
+        "now = datetime.now(UTC)\n"
+        f"pool = parallel.Pool([chunks.Unit(Path({str(huge)!r}))], now, now, 1)\n"
+        "print(*(p.pid for p in pool._processes), flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert workers and all(_running(pid) for pid in workers)
+
+    parent.kill()
+    parent.wait()
+
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_running(pid) for pid in workers)
