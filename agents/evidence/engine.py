@@ -113,7 +113,7 @@ def read_logs(inputs: EvidenceInputs, progress: Progress, degraded: list[tuple[s
 def _parts(inputs: EvidenceInputs, degraded: list[tuple[str, str]]) -> Iterator[LogPart]:
     """Every source read into parts, in source order; large file sources by worker processes."""
     start, end, deadline_s = inputs.window_start, inputs.window_end, inputs.log_deadline_s
-    plan = _plan(inputs.log_sources)
+    plan = _plan(inputs.log_sources, deadline_s)
     pool = parallel.Pool([u for _, units in plan for u in units or ()], start, end, parallel.worker_count()) if plan else None
     futures = iter(pool.futures if pool is not None else ())
     give_up = time.monotonic() + deadline_s
@@ -142,24 +142,37 @@ def _parts(inputs: EvidenceInputs, degraded: list[tuple[str, str]]) -> Iterator[
             pool.close()
 
 
-def _plan(sources: list[LogSource]) -> list[tuple[LogSource, list[Unit] | None]] | None:
+def _plan(sources: list[LogSource], deadline_s: float) -> list[tuple[LogSource, list[Unit] | None]] | None:
     """Units for worker processes, for the file sources (None for the others); None when reading in-process pays better."""
     workers = parallel.worker_count()
-    files: list[tuple[LogSource, list[tuple[Path, int]] | None]] = []
-    for source in sources:
-        listed: list[tuple[Path, int]] | None = None
-        if type(source) is FileLogSource:
-            try:
-                listed = [(path, path.stat().st_size) for path in source.files()]
-            except (OSError, SourceError):
-                # Read in-process, the source reports what is wrong as it always has.
-                listed = None
-        files.append((source, listed))
+    if workers < 2:
+        return None
+    files = [(source, _sizes(source, deadline_s) if type(source) is FileLogSource else None) for source in sources]
     total = sum(size for _, listed in files for _, size in listed or ())
-    if workers < 2 or total < PARALLEL_MIN_BYTES:
+    if total < PARALLEL_MIN_BYTES:
         return None
     target = max(MIN_UNIT_BYTES, total // (workers * UNITS_PER_WORKER))
     return [(source, None if listed is None else [u for path, _ in listed for u in chunks.split(path, target)]) for source, listed in files]
+
+
+def _sizes(source: FileLogSource, deadline_s: float) -> list[tuple[Path, int]] | None:
+    """The source's files and their sizes; None when listing them fails or hangs (a stale mount).
+
+    The source is then read in-process, where what is wrong becomes a degraded entry as it always has.
+    """
+    answer: queue.Queue[list[tuple[Path, int]] | None] = queue.Queue()
+
+    def listing() -> None:
+        try:
+            answer.put([(path, path.stat().st_size) for path in source.files()])
+        except (OSError, SourceError):
+            answer.put(None)
+
+    threading.Thread(target=listing, daemon=True, name=f"logs-list-{source.name}").start()
+    try:
+        return answer.get(timeout=deadline_s)
+    except queue.Empty:
+        return None
 
 
 class _UnitSource:
