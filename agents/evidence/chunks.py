@@ -19,7 +19,8 @@ from integrations.logs.parsing import MAX_LINE, parse_stream
 _GZIP_MAGIC = b"\x1f\x8b"
 # How far past a wished-for cut to look for a line that starts an event.
 SCAN_BYTES = 256 * 1024
-# Lines before a candidate cut parsed to check that they do not change how it parses.
+# A candidate cut is parsed with the lines after it, with and without the lines before it:
+# the cut is clean when the events from it on come out the same.
 _CONTEXT_LINES = 8
 _FOLLOWING_LINES = 8
 _MAX_CANDIDATES = 200

@@ -71,9 +71,11 @@ def read_unit(unit: Unit, window_start: datetime, window_end: datetime) -> LogPa
 
 def serve(parent: int) -> None:
     """A worker's loop: read (unit, window start, window end) tasks until stdin closes or `parent` ends."""
-    inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
-    # Anything printed by accident must not corrupt the answers.
-    sys.stdout = sys.stderr
+    inbox = sys.stdin.buffer
+    # Answers go on a copy of stdout; stdout itself becomes stderr, so that nothing printed
+    # by accident, by Python or C code, can corrupt them.
+    outbox = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
     while (task := _receive(inbox)) is not None:
         unit, window_start, window_end = task
