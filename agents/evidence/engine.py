@@ -43,7 +43,7 @@ MAX_SUSPECTS = 10
 AWAY_CAP = 0.35
 KEY_MIN_SCORE = 0.12
 # Below this much file data, starting worker processes costs more than it saves.
-PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 # Several units per worker, so that one slow unit does not leave the other cores idle at the end.
 UNITS_PER_WORKER = 16
 MIN_UNIT_BYTES = 4 * 1024 * 1024
