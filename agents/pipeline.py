@@ -173,7 +173,15 @@ def investigate(
     started = time.perf_counter()
     progress("gathering", f"Gathering evidence for {service} from {window_start:%H:%M} to {window_end:%H:%M} UTC")
     with _stage("gather", investigation_id, timings):
-        inputs = gather(alert=alert, service=service, window_start=window_start, window_end=window_end, sources=sources)
+        inputs = gather(
+            alert=alert,
+            service=service,
+            window_start=window_start,
+            window_end=window_end,
+            sources=sources,
+            deadline_s=settings.source_deadline_s,
+        )
+    inputs.log_deadline_s = settings.log_read_deadline_s
     with _stage("evidence", investigation_id, timings):
         evidence = build_evidence(inputs, progress=lambda stage, message: progress(stage, message))
     progress(
