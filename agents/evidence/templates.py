@@ -25,6 +25,9 @@ _MAX_CHARS = 8192
 _CACHE_LIMIT = 100_000
 _CACHED_LEN = 512
 _MAX_SCAN = 1000
+# Past this many distinct second words after one first word, the second word is a value (a user, a host):
+# later messages share one bucket per first word instead of opening a bucket, and a group, per value.
+_WIDE_AFTER = 64
 _MONTHS = (
     "Jan(?:uary)?",
     "Feb(?:ruary)?",
@@ -197,6 +200,7 @@ class TemplateMiner:
         self._by_key: dict[bytes, _Group] = {}
         self._by_masked: dict[str, _Group] = {}
         self._buckets: dict[tuple[str, ...], list[_Group]] = {}
+        self._second_words: dict[tuple[str, ...], set[str]] = {}
 
     def add(self, message: str) -> int:
         """Assign a message to a group and return the group id."""
@@ -214,7 +218,7 @@ class TemplateMiner:
         if group is not None:
             return group
         tokens = masked.split()
-        bucket = self._buckets.setdefault(_bucket_key(tokens), [])
+        bucket = self._buckets.setdefault(self._bucket_for(tokens), [])
         group = _closest(bucket, tokens)
         if group is None:
             group = _Group(len(self._groups), tokens)
@@ -224,6 +228,18 @@ class TemplateMiner:
             group.merge(tokens)
         _remember(self._by_masked, masked, group)
         return group
+
+    def _bucket_for(self, tokens: list[str]) -> tuple[str, ...]:
+        key = _bucket_key(tokens)
+        if len(key) < 3:
+            return key
+        family, second = key[:2], key[2]
+        seen = self._second_words.setdefault(family, set())
+        if second not in seen:
+            if len(seen) >= _WIDE_AFTER:
+                return (*family, VAR)
+            seen.add(second)
+        return key
 
     def template(self, group_id: int) -> str:
         """Current template of a group, ``<*>`` marking its variables."""

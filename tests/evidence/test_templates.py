@@ -206,3 +206,14 @@ def test_loghub_mean_grouping_accuracy_is_at_least_0_92() -> None:
     assert scores
     mean = sum(scores.values()) / len(scores)
     assert mean >= 0.92, scores
+
+
+def test_a_value_in_second_place_does_not_open_a_group_per_value() -> None:
+    miner = TemplateMiner()
+    names = [f"{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}{chr(97 + i // 676 % 26)}x" for i in range(5000)]
+    for name in names:
+        miner.add(f"user {name} logged in from 10.0.0.1")
+    groups = miner.groups()
+    assert len(groups) <= 70
+    biggest = max(groups, key=lambda g: g[2])
+    assert biggest[1] == "user <*> logged in from <*>" and biggest[2] > 4900
