@@ -34,7 +34,11 @@ _BUILTIN: list[tuple[str, str]] = [
     (r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", MASK),
     # key=value / "key": "value" where the key names a secret.
     (
-        r"(?i)(?P<pre>[\"']?\b[\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|client[_-]?secret|credentials?|auth)[\w.-]*[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\])[^\s\"',;&}]{3,}",
+        # The secret word must stand as its own part of the key (db_password, access-token, apiKey), so that
+        # "AUTH-4253: Support ..." or "tokens_total=5" keep their text.
+        r"(?i)(?P<pre>[\"']?(?<![\w.-])(?:[\w.-]*[_.-])?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
+        r"|private[_-]?key|client[_-]?secret|credentials?|auth[_-]?token|authorization)(?:[_.-][\w.-]*)?[\"']?\s*[:=]\s*[\"']?)"
+        r"(?!\[REDACTED\])[^\s\"',;&}]{3,}",
         r"\g<pre>" + MASK,
     ),
     # E-mail addresses are personal data.

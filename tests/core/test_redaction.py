@@ -51,3 +51,29 @@ def test_site_specific_patterns_are_added(monkeypatch: pytest.MonkeyPatch) -> No
         assert redact_text("customer ACME-123456 failed") == "customer [REDACTED] failed"
     finally:
         redaction.configure([])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AUTH-4253: Support per-request mfa_method (#1134)",
+        "llm_tokens_total=5 secrets_loaded: 3",
+        "oauth: refreshed",
+    ],
+)
+def test_words_that_merely_contain_a_secret_name_keep_their_values(text: str) -> None:
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("DB_PASSWORD=hunter2hunter", "hunter2hunter"),
+        ("access_token: abcdef123456", "abcdef123456"),
+        ('"clientSecret": "s3cr3tvalue"', "s3cr3tvalue"),
+        ("authorization=Basic-xyz123", "Basic-xyz123"),
+        ("apiKey=AbC123xyz", "AbC123xyz"),
+    ],
+)
+def test_secret_named_keys_are_redacted_in_any_case_and_separator(text: str, secret: str) -> None:
+    assert secret not in redact_text(text)
