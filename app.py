@@ -20,7 +20,9 @@ from typing import Annotated, Any  # noqa: E402
 
 import typer  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Incident Responder: investigate alerts from logs, changes, metrics and runbooks.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Incident Responder: investigate alerts from logs, changes, metrics and runbooks."
+)
 api_key_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke REST API keys.")
 app.add_typer(api_key_app, name="api-key")
 
@@ -88,7 +90,14 @@ def investigate(
 
 
 def _investigate_paths(
-    alert_path: Path | None, *, logs: Path | None, repo: Path | None, deploys: Path | None, metrics: Path | None, runbooks: Path | None, since: str | None
+    alert_path: Path | None,
+    *,
+    logs: Path | None,
+    repo: Path | None,
+    deploys: Path | None,
+    metrics: Path | None,
+    runbooks: Path | None,
+    since: str | None,
 ) -> Any:
     from agents.pipeline import run_local
     from core.alert import AlertError, alert_from_payload
@@ -116,7 +125,16 @@ def _investigate_paths(
     except ValueError as exc:
         _fail(f"--since: {exc}")
         raise AssertionError from exc
-    return run_local(alert=alert, logs=logs, repo=repo, deploys=deploys, metrics=metrics, runbooks=runbooks, lookback_s=lookback, progress=_progress_printer())
+    return run_local(
+        alert=alert,
+        logs=logs,
+        repo=repo,
+        deploys=deploys,
+        metrics=metrics,
+        runbooks=runbooks,
+        lookback_s=lookback,
+        progress=_progress_printer(),
+    )
 
 
 def _investigate_service(name: str, *, at: str | None, since: str | None, what: str) -> Any:
@@ -137,7 +155,10 @@ def _investigate_service(name: str, *, at: str | None, since: str | None, what: 
     resolved = catalog.resolve(name)
     if resolved is None:
         hint = catalog.close_matches(name)
-        _fail(f"unknown service '{name}'" + (f"; did you mean {', '.join(hint)}?" if hint else f"; known: {', '.join(catalog.names()) or 'none (set SERVICES_FILE)'}"))
+        _fail(
+            f"unknown service '{name}'"
+            + (f"; did you mean {', '.join(hint)}?" if hint else f"; known: {', '.join(catalog.names()) or 'none (set SERVICES_FILE)'}")
+        )
         raise AssertionError
     try:
         when = parse_at(at) if at else None
@@ -146,12 +167,19 @@ def _investigate_service(name: str, *, at: str | None, since: str | None, what: 
         _fail(str(exc))
         raise AssertionError from exc
     window = window_for(catalog, at=when, since_s=since_s)
-    alert = Alert(title=what or f"Investigation of {resolved}", summary=what, service=resolved, created_at=window.at, source=Source.cli.value)
+    alert = Alert(
+        title=what or f"Investigation of {resolved}", summary=what, service=resolved, created_at=window.at, source=Source.cli.value
+    )
     store = get_store()
     row = store.create_investigation(
         Investigation(
-            source=Source.cli.value, service=resolved, title=alert.title, alert=alert.model_dump(mode="json"),
-            window_start=window.start, window_end=window.end, at=window.at,
+            source=Source.cli.value,
+            service=resolved,
+            title=alert.title,
+            alert=alert.model_dump(mode="json"),
+            window_start=window.start,
+            window_end=window.end,
+            at=window.at,
         )
     )
     printer = _progress_printer()
@@ -167,8 +195,17 @@ def demo(fmt: Annotated[str, typer.Option("--format", help="json or markdown.")]
     repo = _demo_repo(example)
     os.environ["OPENAI_API_KEY"] = ""
     investigate(
-        alert=example / "alert.json", logs=example / "logs", repo=repo, deploys=example / "deploys.json",
-        metrics=example / "metrics.csv", runbooks=example / "runbooks", service=None, at=None, since=None, what="", fmt=fmt,
+        alert=example / "alert.json",
+        logs=example / "logs",
+        repo=repo,
+        deploys=example / "deploys.json",
+        metrics=example / "metrics.csv",
+        runbooks=example / "runbooks",
+        service=None,
+        at=None,
+        since=None,
+        what="",
+        fmt=fmt,
     )
 
 
@@ -250,7 +287,9 @@ def migrate() -> None:
 
 
 @api_key_app.command("create")
-def api_key_create(name: Annotated[str, typer.Argument()], scope: Annotated[list[str] | None, typer.Option("--scope", help="read, write, admin")] = None) -> None:
+def api_key_create(
+    name: Annotated[str, typer.Argument()], scope: Annotated[list[str] | None, typer.Option("--scope", help="read, write, admin")] = None
+) -> None:
     """Create an API key; the key is printed once."""
     from web.auth import create_api_key
 

@@ -15,7 +15,6 @@ from redis.exceptions import RedisError
 
 from core.alert import Alert
 from core.catalog import Catalog, parse_duration
-from core.metrics import inc
 from core.models import FollowUp, Investigation, JiraLink, Source, Status
 from core.progress import Progress
 from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, QueueUnavailable, enqueue, resolve
@@ -158,7 +157,9 @@ def queue_investigation(investigation_id: str) -> None:
     except QueueUnavailable:
         if get_settings().app_env is not Profile.dev:
             raise
-        Progress(get_store(), investigation_id)("queued", "The job queue (Redis) is not answering; running this investigation inside this process")
+        Progress(get_store(), investigation_id)(
+            "queued", "The job queue (Redis) is not answering; running this investigation inside this process"
+        )
         threading.Thread(target=resolve(INVESTIGATE), args=(investigation_id,), name=f"inline-{investigation_id}", daemon=True).start()
 
 

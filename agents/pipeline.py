@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -153,7 +152,9 @@ def analyse(
         )
     except Exception as exc:  # noqa: BLE001  (any crew failure degrades to the offline report)
         log.warning("crew_failed", error=f"{type(exc).__name__}: {exc}")
-        offline.degraded.append(Degraded(component="llm", reason=f"the LLM crew failed ({type(exc).__name__}: {exc}); offline analysis shown"))
+        offline.degraded.append(
+            Degraded(component="llm", reason=f"the LLM crew failed ({type(exc).__name__}: {exc}); offline analysis shown")
+        )
         return offline
 
 
@@ -192,10 +193,20 @@ def investigate(
     )
     top = evidence.suspects[0] if evidence.suspects else None
     if top is not None and top.score >= 0.5:
-        progress("analysing", f"Suspect found: {top.sha[:8]} ({top.score:.2f}) {top.message.splitlines()[0] if top.message else ''}", milestone=True)
+        progress(
+            "analysing",
+            f"Suspect found: {top.sha[:8]} ({top.score:.2f}) {top.message.splitlines()[0] if top.message else ''}",
+            milestone=True,
+        )
     with _stage("analyse", investigation_id, timings):
         report = analyse(
-            evidence, alert, investigation_id=investigation_id, settings=settings, progress=progress, has_metrics=bool(sources.metrics), sources=sources
+            evidence,
+            alert,
+            investigation_id=investigation_id,
+            settings=settings,
+            progress=progress,
+            has_metrics=bool(sources.metrics),
+            sources=sources,
         )
     timings["total_s"] = round(time.perf_counter() - started, 3)
     report.timings.update(timings)
@@ -255,4 +266,3 @@ def run_local(
         sources=sources,
         progress=progress,
     )
-

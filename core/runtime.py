@@ -15,7 +15,6 @@ from core.catalog import Catalog, empty_catalog, load_catalog
 from core.settings import get_settings
 from core.store import Store
 
-
 _store_lock = threading.Lock()
 
 

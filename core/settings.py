@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     app_env: Profile = Field(Profile.dev, description="Profile: dev, test or prod.")
     data_dir: Path = Field(DATA_DIR, description="Folder for the SQLite file, CrewAI storage and other local state.")
     # URLs may carry a password: kept out of repr() so a printed Settings shows none.
-    database_url: str = Field("", repr=False, description="SQLAlchemy URL; default a SQLite file under DATA_DIR. PostgreSQL: postgresql+psycopg://user@host/db.")
+    database_url: str = Field(
+        "", repr=False, description="SQLAlchemy URL; default a SQLite file under DATA_DIR. PostgreSQL: postgresql+psycopg://user@host/db."
+    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", repr=False, description="Redis for the RQ queue, progress pub/sub and rate limits.")
     queue_name: str = Field("investigations", description="RQ queue name.")
     job_timeout_s: int = Field(600, description="Hard limit for one investigation job.")
@@ -51,13 +53,25 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, description="Signing secret that verifies Slack requests.")
     slack_app_token: SecretStr | None = Field(None, description="App-level token (xapp-...); set it to run in Socket Mode.")
     slack_api_url: str = Field("https://slack.com/api/", description="Base URL of the Slack Web API (tests point it at a stand-in).")
-    slack_watched_channels: list[str] = Field(default_factory=list, description="Channel ids where PagerDuty posts start investigations (empty: every channel the bot is in).")
-    slack_pagerduty_bot_ids: list[str] = Field(default_factory=list, description="bot_id/app_id values of the PagerDuty app (empty: the PagerDuty app's well-known app id).")
-    slack_allowed_channels: list[str] = Field(default_factory=list, description="If set, /investigate and Create Jira only work in these channel ids.")
-    slack_allowed_users: list[str] = Field(default_factory=list, description="If set, only these user ids may use /investigate and Create Jira.")
+    slack_watched_channels: list[str] = Field(
+        default_factory=list, description="Channel ids where PagerDuty posts start investigations (empty: every channel the bot is in)."
+    )
+    slack_pagerduty_bot_ids: list[str] = Field(
+        default_factory=list, description="bot_id/app_id values of the PagerDuty app (empty: the PagerDuty app's well-known app id)."
+    )
+    slack_allowed_channels: list[str] = Field(
+        default_factory=list, description="If set, /investigate and Create Jira only work in these channel ids."
+    )
+    slack_allowed_users: list[str] = Field(
+        default_factory=list, description="If set, only these user ids may use /investigate and Create Jira."
+    )
 
-    pagerduty_webhook_secrets: list[SecretStr] = Field(default_factory=list, description="Signing secrets of PagerDuty v3 webhook subscriptions (several while rotating).")
-    pagerduty_service_map: dict[str, str] = Field(default_factory=dict, description="PagerDuty service name or id -> catalog service, beyond the catalog's aliases.")
+    pagerduty_webhook_secrets: list[SecretStr] = Field(
+        default_factory=list, description="Signing secrets of PagerDuty v3 webhook subscriptions (several while rotating)."
+    )
+    pagerduty_service_map: dict[str, str] = Field(
+        default_factory=dict, description="PagerDuty service name or id -> catalog service, beyond the catalog's aliases."
+    )
 
     openai_api_key: SecretStr | None = Field(None, description="Enables the LLM crew; unset means the offline analyst.")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (Azure OpenAI, vLLM, Ollama ...).")
@@ -75,13 +89,19 @@ class Settings(BaseSettings):
     log_format: str = Field("console", description="json or console.")
     log_level: str = Field("info", description="Minimum log level.")
     templates_dir: Path | None = Field(None, description="Folder whose Jinja2 templates override the built-in report templates.")
-    redaction_patterns: list[str] = Field(default_factory=list, description="Extra regular expressions whose matches are redacted from evidence.")
+    redaction_patterns: list[str] = Field(
+        default_factory=list, description="Extra regular expressions whose matches are redacted from evidence."
+    )
     otel_exporter_otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint for traces; tracing export is off when unset.")
 
-    api_rate_limit_per_key: str = Field("600/minute", description="REST API requests allowed per API key (limits syntax: 600/minute, 20/second).")
+    api_rate_limit_per_key: str = Field(
+        "600/minute", description="REST API requests allowed per API key (limits syntax: 600/minute, 20/second)."
+    )
     api_rate_limit_per_ip: str = Field("1200/minute", description="Requests allowed per client IP address, signed in or not.")
     max_request_bytes: int = Field(1_048_576, description="Largest request body accepted by any endpoint (413 above it).")
-    session_secret: SecretStr | None = Field(None, description="Signs dashboard session cookies; set it when running several web processes (unset: random per process).")
+    session_secret: SecretStr | None = Field(
+        None, description="Signs dashboard session cookies; set it when running several web processes (unset: random per process)."
+    )
 
     @field_validator("log_format")
     @classmethod

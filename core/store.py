@@ -180,7 +180,13 @@ class Store:
             stmt = stmt.where(Investigation.created_at < flt.until)
         if flt.text:
             like = f"%{flt.text.lower()}%"
-            stmt = stmt.where(or_(func.lower(Investigation.title).like(like), func.lower(Investigation.service).like(like), col(Investigation.id) == flt.text))
+            stmt = stmt.where(
+                or_(
+                    func.lower(Investigation.title).like(like),
+                    func.lower(Investigation.service).like(like),
+                    col(Investigation.id) == flt.text,
+                )
+            )
         if cursor:
             created, inv_id = decode_cursor(cursor)
             stmt = stmt.where(

@@ -97,7 +97,9 @@ def build_sources(catalog: Catalog, service: ServiceSpec) -> ServiceSources:
         for spec in specs:
             factory = kinds.get(spec.kind)
             if factory is None:
-                built.errors.append((f"{role}:{spec.kind}", f"unknown {role} source kind '{spec.kind}' (known: {', '.join(sorted(kinds))})"))
+                built.errors.append(
+                    (f"{role}:{spec.kind}", f"unknown {role} source kind '{spec.kind}' (known: {', '.join(sorted(kinds))})")
+                )
                 continue
             try:
                 target.append(factory(spec, catalog.base_dir))

@@ -54,6 +54,11 @@ class BodySizeLimitMiddleware:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {self.max_bytes} bytes",
-                                  request_id_of(HTTPConnection(scope)), headers={"Connection": "close"})
+        response = error_response(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            f"the request body is larger than {self.max_bytes} bytes",
+            request_id_of(HTTPConnection(scope)),
+            headers={"Connection": "close"},
+        )
         await response(scope, receive, send)

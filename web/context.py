@@ -97,6 +97,11 @@ async def _send_internal_error(send: Send, request_id: str) -> None:
     message = "internal error; quote the request id when reporting it"
     body: dict[str, Any] = {"error": {"code": "INTERNAL_ERROR", "message": message, "request_id": request_id}}
     raw = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": 500,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": raw})

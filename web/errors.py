@@ -52,9 +52,19 @@ CODES: dict[str, tuple[int, str]] = {
     "NOT_READY": (503, "/readyz: a dependency (database, Redis) is unreachable; `details` names it."),
 }
 
-_BY_STATUS = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "INSUFFICIENT_SCOPE", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-              409: "REPORT_NOT_READY", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR",
-              429: "RATE_LIMITED", 503: "QUEUE_UNAVAILABLE"}
+_BY_STATUS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "INSUFFICIENT_SCOPE",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "REPORT_NOT_READY",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    503: "QUEUE_UNAVAILABLE",
+}
 
 
 class ApiError(StarletteHTTPException):
@@ -84,8 +94,9 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def error_response(status: int, code: str, message: str, request_id: str, *, headers: dict[str, str] | None = None,
-                   details: Any = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, request_id: str, *, headers: dict[str, str] | None = None, details: Any = None
+) -> JSONResponse:
     # Messages quote what the caller sent (an unknown service name); a pasted secret is not echoed into proxies and logs.
     body: dict[str, Any] = {"code": code, "message": redact_text(message), "request_id": request_id}
     if details is not None:
@@ -127,8 +138,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # The driver's message names hosts, ports and users: it goes to the log, the client gets the code.
     log.warning("database_unavailable", error=type(exc).__name__)
-    return error_response(503, "DATABASE_UNAVAILABLE", "the database is not answering; try again shortly", request_id_of(request),
-                          headers={"Retry-After": "30"})
+    return error_response(
+        503,
+        "DATABASE_UNAVAILABLE",
+        "the database is not answering; try again shortly",
+        request_id_of(request),
+        headers={"Retry-After": "30"},
+    )
 
 
 def install(app: FastAPI) -> None:

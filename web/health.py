@@ -38,8 +38,12 @@ def _check_redis() -> str:
     return "ok" if redis_alive(get_redis()) else "unreachable"
 
 
-@router.get("/readyz", response_model=Health, summary="Database and Redis are reachable",
-            responses={503: {"model": ErrorResponse, "description": "A dependency is unreachable"}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    summary="Database and Redis are reachable",
+    responses={503: {"model": ErrorResponse, "description": "A dependency is unreachable"}},
+)
 async def readyz(request: Request) -> Health | JSONResponse:
     checks = {"database": await run_in_threadpool(_check_database), "redis": await run_in_threadpool(_check_redis)}
     failing = [name for name, state in checks.items() if state != "ok"]

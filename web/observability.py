@@ -40,8 +40,9 @@ class InvestigationsCollector(Collector):
         except Exception as exc:  # noqa: BLE001  (database down: the rest of the scrape is still worth having)
             log.warning("metrics_investigations_unreadable", error=str(exc))
             return
-        family = GaugeMetricFamily(f"{NAMESPACE}_investigations", "Investigations by status, category and source",
-                                   labels=("status", "category", "source"))
+        family = GaugeMetricFamily(
+            f"{NAMESPACE}_investigations", "Investigations by status, category and source", labels=("status", "category", "source")
+        )
         for status, category, source, n in counts:
             family.add_metric([status, category or "none", source], n)
         yield family
@@ -89,8 +90,13 @@ class WebMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.http_latency = Histogram(f"{NAMESPACE}_http_request_duration_seconds", "HTTP request latency by method, route and status",
-                                      ("method", "route", "status"), buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.http_latency = Histogram(
+            f"{NAMESPACE}_http_request_duration_seconds",
+            "HTTP request latency by method, route and status",
+            ("method", "route", "status"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         redis = get_redis()
         self.registry.register(InvestigationsCollector())
         self.registry.register(QueueCollector(redis, get_settings().queue_name))

@@ -32,15 +32,21 @@ PAUSE_AFTER_FAILURE_S = 10.0
 
 class RateLimited(ApiError):
     def __init__(self, retry_after: int, what: str) -> None:
-        super().__init__("RATE_LIMITED", f"too many requests for this {what}; retry in {retry_after} s",
-                         headers={"Retry-After": str(retry_after)})
+        super().__init__(
+            "RATE_LIMITED", f"too many requests for this {what}; retry in {retry_after} s", headers={"Retry-After": str(retry_after)}
+        )
         self.retry_after = retry_after
 
 
 class Limiter:
     def __init__(self, redis_url: str, *, per_key: str, per_ip: str, namespace: str) -> None:
-        storage = RedisStorage(_async_uri(redis_url), implementation="redispy", key_prefix=f"ir:ratelimit:{namespace}",
-                               socket_connect_timeout=1, socket_timeout=1)
+        storage = RedisStorage(
+            _async_uri(redis_url),
+            implementation="redispy",
+            key_prefix=f"ir:ratelimit:{namespace}",
+            socket_connect_timeout=1,
+            socket_timeout=1,
+        )
         self.strategy = FixedWindowRateLimiter(storage)
         self.per_key = parse(per_key)
         self.per_ip = parse(per_ip)

@@ -34,22 +34,36 @@ SAMPLE_REPORT = Report.model_validate(
         "signatures": [
             {
                 "template": "ERROR payment call failed: TimeoutError after <*> ms (order=<*>)",
-                "count": 412, "count_before": 0, "count_after": 412, "first_seen": "2024-05-14T13:42:10Z",
-                "level": "ERROR", "source": "checkout/app.log", "frames": ["payments/client.py:88 in charge"],
+                "count": 412,
+                "count_before": 0,
+                "count_after": 412,
+                "first_seen": "2024-05-14T13:42:10Z",
+                "level": "ERROR",
+                "source": "checkout/app.log",
+                "frames": ["payments/client.py:88 in charge"],
             }
         ],
         "metrics": [
             {"metric": "http_p99_latency_ms", "change_at": "2024-05-14T13:42:00Z", "before": 180.0, "after": 2300.0},
-            {"metric": "error_rate", "change_at": "2024-05-14T13:42:00Z", "before": 0.002, "after": 0.19,
-             "series": [0.002, 0.003, 0.002, 0.002, 0.15, 0.19, 0.18, 0.2]},
+            {
+                "metric": "error_rate",
+                "change_at": "2024-05-14T13:42:00Z",
+                "before": 0.002,
+                "after": 0.19,
+                "series": [0.002, 0.003, 0.002, 0.002, 0.15, 0.19, 0.18, 0.2],
+            },
         ],
         "timeline": [
             {"at": "2024-05-14T13:39:00Z", "event": "deploy of a1b2c3d to production", "source": "deploys"},
             {"at": "2024-05-14T13:42:10Z", "event": "first payment timeout", "source": "logs"},
         ],
         "actions": [
-            {"title": "Roll back a1b2c3d", "detail": "or raise payment.timeout_ms back to 2000", "kind": "mitigate",
-             "runbook": "checkout.md"},
+            {
+                "title": "Roll back a1b2c3d",
+                "detail": "or raise payment.timeout_ms back to 2000",
+                "kind": "mitigate",
+                "runbook": "checkout.md",
+            },
             {"title": "Add a latency test for the payment client", "kind": "prevent"},
         ],
         "runbooks": [{"title": "Checkout latency", "path": "runbooks/checkout.md", "score": 0.7}],

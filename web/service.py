@@ -56,9 +56,17 @@ def slack_thread_url(row: Investigation) -> str | None:
 
 def summary(row: Investigation) -> InvestigationSummary:
     return InvestigationSummary(
-        id=row.id, status=Status(row.status), service=row.service, title=row.title, source=Source(row.source),
-        category=row.category, confidence=row.confidence, parent_id=row.parent_id,
-        created_at=_aware(row.created_at), finished_at=_aware(row.finished_at) if row.finished_at else None, links=links(row.id),
+        id=row.id,
+        status=Status(row.status),
+        service=row.service,
+        title=row.title,
+        source=Source(row.source),
+        category=row.category,
+        confidence=row.confidence,
+        parent_id=row.parent_id,
+        created_at=_aware(row.created_at),
+        finished_at=_aware(row.finished_at) if row.finished_at else None,
+        links=links(row.id),
     )
 
 
@@ -67,11 +75,17 @@ def detail(row: Investigation) -> InvestigationDetail:
     jira = store.get_jira(row.id)
     return InvestigationDetail(
         **summary(row).model_dump(),
-        window_start=_aware(row.window_start), window_end=_aware(row.window_end), at=_aware(row.at),
-        alert=row.alert, error=row.error, slack_thread_url=slack_thread_url(row),
+        window_start=_aware(row.window_start),
+        window_end=_aware(row.window_end),
+        at=_aware(row.at),
+        alert=row.alert,
+        error=row.error,
+        slack_thread_url=slack_thread_url(row),
         jira=jira_out(jira) if jira else None,
-        progress=[ProgressEventOut(id=e.id or 0, at=_aware(e.at), stage=e.stage, message=e.message, milestone=e.milestone, data=e.data)
-                  for e in store.progress(row.id)],
+        progress=[
+            ProgressEventOut(id=e.id or 0, at=_aware(e.at), stage=e.stage, message=e.message, milestone=e.milestone, data=e.data)
+            for e in store.progress(row.id)
+        ],
         follow_ups=[follow_up_out(f) for f in store.follow_ups(row.id)],
         report=Report.model_validate(row.report) if row.report else None,
     )
@@ -83,9 +97,16 @@ def jira_out(link: JiraLink) -> JiraOut:
 
 def follow_up_out(row: FollowUp) -> FollowUpOut:
     assert row.id is not None
-    return FollowUpOut(id=row.id, question=row.question, status=row.status, answer=row.answer, answered_by=row.answered_by,
-                       asked_by=row.asked_by, created_at=_aware(row.created_at),
-                       answered_at=_aware(row.answered_at) if row.answered_at else None)
+    return FollowUpOut(
+        id=row.id,
+        question=row.question,
+        status=row.status,
+        answer=row.answer,
+        answered_by=row.answered_by,
+        asked_by=row.asked_by,
+        created_at=_aware(row.created_at),
+        answered_at=_aware(row.answered_at) if row.answered_at else None,
+    )
 
 
 def _aware(value: datetime) -> datetime:
@@ -120,8 +141,11 @@ def start(body: CreateInvestigation, *, requested_by: str) -> Investigation:
         resolved = catalog.resolve(service)
         if resolved is None:
             hint = catalog.close_matches(service)
-            raise ApiError("UNKNOWN_SERVICE", f"unknown service '{service}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""),
-                           details={"known": catalog.names()[:50]})
+            raise ApiError(
+                "UNKNOWN_SERVICE",
+                f"unknown service '{service}'" + (f"; did you mean {', '.join(hint)}?" if hint else ""),
+                details={"known": catalog.names()[:50]},
+            )
         service = resolved
     now = datetime.now(UTC)
     at = _aware(body.at) if body.at else None

@@ -61,25 +61,54 @@ def _slack_signed(body: bytes) -> dict[str, str]:
 
 
 def slash_command(n: int) -> tuple[str, bytes, dict[str, str]]:
-    body = urlencode({"command": "/investigate", "text": f"svc-{n % SERVICES} 5xx on /pay --at {EXAMPLE_AT}", "user_id": "U0LOAD",
-                      "channel_id": "C0LOAD", "team_id": "T0LOAD", "trigger_id": f"load.{n}.{time.time_ns()}"}).encode()
+    body = urlencode(
+        {
+            "command": "/investigate",
+            "text": f"svc-{n % SERVICES} 5xx on /pay --at {EXAMPLE_AT}",
+            "user_id": "U0LOAD",
+            "channel_id": "C0LOAD",
+            "team_id": "T0LOAD",
+            "trigger_id": f"load.{n}.{time.time_ns()}",
+        }
+    ).encode()
     return "/slack/events", body, {"Content-Type": "application/x-www-form-urlencoded", **_slack_signed(body)}
 
 
 def channel_message(n: int) -> tuple[str, bytes, dict[str, str]]:
-    envelope = {"type": "event_callback", "team_id": "T0LOAD", "event_id": f"EvLOAD{n}{time.time_ns()}", "event_time": int(time.time()),
-                "event": {"type": "message", "channel": "C0LOAD", "user": "U0CHATTY", "text": f"chatter {n}", "ts": f"{time.time():.6f}"}}
+    envelope = {
+        "type": "event_callback",
+        "team_id": "T0LOAD",
+        "event_id": f"EvLOAD{n}{time.time_ns()}",
+        "event_time": int(time.time()),
+        "event": {"type": "message", "channel": "C0LOAD", "user": "U0CHATTY", "text": f"chatter {n}", "ts": f"{time.time():.6f}"},
+    }
     body = json.dumps(envelope).encode()
     return "/slack/events", body, {"Content-Type": "application/json", **_slack_signed(body)}
 
 
 def pagerduty_alert(n: int) -> tuple[str, bytes, dict[str, str]]:
     incident = f"PLOAD{n:05d}"
-    data = {"id": incident, "type": "incident", "title": f"HighErrorRate svc-{n % SERVICES}", "status": "triggered", "urgency": "high",
-            "created_at": EXAMPLE_AT, "html_url": f"https://acme.pagerduty.com/incidents/{incident}",
-            "service": {"id": f"PSVC{n % SERVICES}", "summary": f"svc-{n % SERVICES}"}}
-    body = json.dumps({"event": {"id": f"EV{incident}", "event_type": "incident.triggered", "resource_type": "incident",
-                                 "occurred_at": EXAMPLE_AT, "data": data}}).encode()
+    data = {
+        "id": incident,
+        "type": "incident",
+        "title": f"HighErrorRate svc-{n % SERVICES}",
+        "status": "triggered",
+        "urgency": "high",
+        "created_at": EXAMPLE_AT,
+        "html_url": f"https://acme.pagerduty.com/incidents/{incident}",
+        "service": {"id": f"PSVC{n % SERVICES}", "summary": f"svc-{n % SERVICES}"},
+    }
+    body = json.dumps(
+        {
+            "event": {
+                "id": f"EV{incident}",
+                "event_type": "incident.triggered",
+                "resource_type": "incident",
+                "occurred_at": EXAMPLE_AT,
+                "data": data,
+            }
+        }
+    ).encode()
     signature = hmac.new(PD_SECRET.encode(), body, hashlib.sha256).hexdigest()
     return "/webhooks/pagerduty", body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={signature}"}
 
@@ -213,14 +242,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"ack @ {args.rate:g}/s for {seconds:g}s, {args.web_workers} web workers: p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, "
-          f"errors {ack['errors']}/{ack['requests']}")
+    print(
+        f"ack @ {args.rate:g}/s for {seconds:g}s, {args.web_workers} web workers: p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, "
+        f"errors {ack['errors']}/{ack['requests']}"
+    )
     for kind, figures in ack["by_kind"].items():
         print(f"  {kind:14} p50 {figures['p50_ms']:>7} ms  p99 {figures['p99_ms']:>7} ms  errors {figures['errors']}/{figures['requests']}")
-    print(f"storm: {storm['alerts']} alerts for {storm['services']} services in {args.storm_seconds:g}s: ack p99 {storm['p99_ms']} ms, "
-          f"max {storm['max_ms']} ms, {storm['acked_under_3s']}/{storm['alerts']} acked < 3 s; "
-          f"recorded {storm['investigations_recorded']}, "
-          f"run {storm['investigations_run']}, linked {storm['linked_to_a_lead']}, finished {storm['finished']}")
+    print(
+        f"storm: {storm['alerts']} alerts for {storm['services']} services in {args.storm_seconds:g}s: ack p99 {storm['p99_ms']} ms, "
+        f"max {storm['max_ms']} ms, {storm['acked_under_3s']}/{storm['alerts']} acked < 3 s; "
+        f"recorded {storm['investigations_recorded']}, "
+        f"run {storm['investigations_run']}, linked {storm['linked_to_a_lead']}, finished {storm['finished']}"
+    )
     print(f"wrote {RESULTS}")
     return 0
 

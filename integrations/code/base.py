@@ -70,5 +70,4 @@ class DeploySource(Protocol):
 
     name: str
 
-    def deploys(self, start: datetime, end: datetime) -> list[Deploy]:
-        ...
+    def deploys(self, start: datetime, end: datetime) -> list[Deploy]: ...

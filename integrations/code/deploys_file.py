@@ -36,5 +36,7 @@ class DeploysFile:
             except ValueError:
                 continue
             if start <= at <= end:
-                found.append(Deploy(at=at, service=str(item.get("service", "")), version=str(item["version"]), actor=str(item.get("actor", ""))))
+                found.append(
+                    Deploy(at=at, service=str(item.get("service", "")), version=str(item["version"]), actor=str(item.get("actor", "")))
+                )
         return sorted(found, key=lambda d: d.at)

@@ -19,7 +19,9 @@ _FORMAT = _FIELD.join(["%H", "%an", "%cI", "%P", "%B"])
 class GitChangeSource:
     """Commits of one branch of a local clone; `url_template` (e.g. https://github.com/o/r/commit/{sha}) adds links."""
 
-    def __init__(self, path: Path, branch: str = "main", *, name: str = "git", url_template: str | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, path: Path, branch: str = "main", *, name: str = "git", url_template: str | None = None, timeout_s: float = 30.0
+    ) -> None:
         self.path = path
         self.branch = branch
         self.name = name
@@ -80,7 +82,12 @@ class GitChangeSource:
             if " => " in path:
                 old_path, path = _rename_paths(path)
             files.append(
-                FileChange(path=path, additions=int(added) if added.isdigit() else 0, deletions=int(deleted) if deleted.isdigit() else 0, old_path=old_path)
+                FileChange(
+                    path=path,
+                    additions=int(added) if added.isdigit() else 0,
+                    deletions=int(deleted) if deleted.isdigit() else 0,
+                    old_path=old_path,
+                )
             )
         return Commit(
             sha=sha.strip(),
@@ -132,10 +139,14 @@ def import_fast_export(stream: Path, cache_dir: Path) -> Path:
         subprocess.run(["git", "init", "-q", str(building)], check=True, capture_output=True)
         with stream.open("rb") as fh:
             subprocess.run(["git", "-C", str(building), "fast-import", "--quiet"], stdin=fh, check=True, capture_output=True)
-        branches = subprocess.run(["git", "-C", str(building), "branch", "--format=%(refname:short)"], capture_output=True, text=True, check=True)
+        branches = subprocess.run(
+            ["git", "-C", str(building), "branch", "--format=%(refname:short)"], capture_output=True, text=True, check=True
+        )
         names = branches.stdout.split()
         if names:
-            subprocess.run(["git", "-C", str(building), "checkout", "-q", "main" if "main" in names else names[0]], check=True, capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(building), "checkout", "-q", "main" if "main" in names else names[0]], check=True, capture_output=True
+            )
         # Rename last: another worker racing on the same stream either finds the finished repo or loses the rename.
         building.rename(repo)
     except (subprocess.CalledProcessError, OSError) as exc:

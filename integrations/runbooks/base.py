@@ -16,5 +16,4 @@ class Runbook:
 class RunbookSource(Protocol):
     name: str
 
-    def runbooks(self) -> list[Runbook]:
-        ...
+    def runbooks(self) -> list[Runbook]: ...

@@ -44,7 +44,9 @@ def test_alert_without_service_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_missing_log_folder_is_one_error_line() -> None:
-    assert_clean_error(run("investigate", "--alert", str(EXAMPLE / "alert.json"), "--logs", "/nonexistent/logs"), "--logs /nonexistent/logs does not exist")
+    assert_clean_error(
+        run("investigate", "--alert", str(EXAMPLE / "alert.json"), "--logs", "/nonexistent/logs"), "--logs /nonexistent/logs does not exist"
+    )
 
 
 def test_unknown_service_suggests_close_matches(tmp_path: Path) -> None:

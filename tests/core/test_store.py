@@ -16,7 +16,13 @@ T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 
 def make(service: str = "checkout", *, pd: str | None = None, created: datetime | None = None) -> Investigation:
     row = Investigation(
-        source=Source.api.value, service=service, title=f"{service} errors", window_start=T0 - timedelta(hours=6), window_end=T0, at=T0, pagerduty_incident_id=pd
+        source=Source.api.value,
+        service=service,
+        title=f"{service} errors",
+        window_start=T0 - timedelta(hours=6),
+        window_end=T0,
+        at=T0,
+        pagerduty_incident_id=pd,
     )
     if created is not None:
         row.created_at = created

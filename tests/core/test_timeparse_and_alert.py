@@ -29,7 +29,14 @@ def test_bad_time_lists_the_accepted_forms(text: str) -> None:
 
 def test_alert_from_pagerduty_like_payload() -> None:
     alert = alert_from_payload(
-        {"id": "P1", "title": "High error rate", "service": "checkout", "created_at": "2026-03-10T03:00:00Z", "html_url": "https://x/P1", "details": {"metric": "m"}}
+        {
+            "id": "P1",
+            "title": "High error rate",
+            "service": "checkout",
+            "created_at": "2026-03-10T03:00:00Z",
+            "html_url": "https://x/P1",
+            "details": {"metric": "m"},
+        }
     )
     assert (alert.service, alert.incident_id, alert.url) == ("checkout", "P1", "https://x/P1")
     assert alert.created_at == datetime(2026, 3, 10, 3, 0, tzinfo=UTC)

@@ -62,7 +62,11 @@ def test_worker_process_takes_the_job_and_the_report_lands_in_postgresql(pg_env:
     row, created = open_investigation(alert=alert, service="checkout", source=Source.api, window=window)
     assert created and row.status == Status.queued.value
     done = subprocess.run(
-        [sys.executable, str(REPO / "app.py"), "worker", "--burst"], env={**os.environ, **pg_env}, capture_output=True, text=True, timeout=180
+        [sys.executable, str(REPO / "app.py"), "worker", "--burst"],
+        env={**os.environ, **pg_env},
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     final = get_store().require(row.id)
@@ -87,7 +91,9 @@ def test_log_lines_of_a_run_carry_the_investigation_id(pg_env: dict[str, str]) -
     assert {line.get("investigation_id") for line in run_lines} == {row.id}
 
 
-def test_dev_profile_without_redis_runs_the_investigation_in_process(app_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dev_profile_without_redis_runs_the_investigation_in_process(
+    app_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("APP_ENV", "dev")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("SERVICES_FILE", str(build_catalog(tmp_path)))

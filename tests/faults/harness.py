@@ -115,9 +115,7 @@ class Proc:
 def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
     log = log_dir / f"{name}-{time.monotonic_ns()}.log"
     with log.open("wb") as sink:
-        popen = subprocess.Popen(
-            [sys.executable, *args], cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        popen = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     return Proc(name=name, popen=popen, log=log)
 
 
@@ -196,12 +194,21 @@ def pagerduty_delivery(
 ) -> tuple[bytes, dict[str, str]]:
     """A signed PagerDuty v3 `incident.triggered` webhook delivery: (body, headers)."""
     data = {
-        "id": incident_id, "type": "incident", "title": title, "status": "triggered", "urgency": "high", "created_at": at,
-        "html_url": f"https://acme.pagerduty.com/incidents/{incident_id}", "service": {"id": service_id, "summary": service_id},
+        "id": incident_id,
+        "type": "incident",
+        "title": title,
+        "status": "triggered",
+        "urgency": "high",
+        "created_at": at,
+        "html_url": f"https://acme.pagerduty.com/incidents/{incident_id}",
+        "service": {"id": service_id, "summary": service_id},
     }
     event = {
-        "id": event_id or f"EV-{incident_id}", "event_type": "incident.triggered", "resource_type": "incident",
-        "occurred_at": at, "data": data,
+        "id": event_id or f"EV-{incident_id}",
+        "event_type": "incident.triggered",
+        "resource_type": "incident",
+        "occurred_at": at,
+        "data": data,
     }
     body = json.dumps({"event": event}).encode()
     signature = hmac.new(PD_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()

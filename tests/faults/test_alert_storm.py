@@ -17,9 +17,7 @@ SERVICES = 3
 ALERTS_PER_SERVICE = 8
 
 
-def test_alert_storm_is_coalesced_into_one_investigation_per_service_and_none_is_lost(
-    stack: Stack, db: Store, example_repo: Path
-) -> None:
+def test_alert_storm_is_coalesced_into_one_investigation_per_service_and_none_is_lost(stack: Stack, db: Store, example_repo: Path) -> None:
     catalog = Path(stack.env["SERVICES_FILE"])
     extra = "".join(checkout_service(example_repo, name=f"shop-{n}").replace("PCHECKOUT", f"PSHOP{n}") for n in range(SERVICES))
     catalog.write_text(catalog.read_text() + extra, encoding="utf-8")

@@ -19,8 +19,12 @@ from core.store import Store
 def start_one(web_url: str, api_key: str, service: str = "checkout") -> str:
     import httpx
 
-    response = httpx.post(f"{web_url}/api/v1/investigations", headers={"Authorization": f"Bearer {api_key}"},
-                          json={"service": service, "alert_text": "5xx on /pay", "at": EXAMPLE_AT}, timeout=15)
+    response = httpx.post(
+        f"{web_url}/api/v1/investigations",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"service": service, "alert_text": "5xx on /pay", "at": EXAMPLE_AT},
+        timeout=15,
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -39,8 +43,13 @@ def test_llm_timing_out_or_failing_gives_the_offline_report_marked_degraded(
 
     llm.script = script
     web = stack.web()
-    stack.worker(OPENAI_API_KEY="sk-test-faults-0000000000000000", OPENAI_BASE_URL=llm.base_url, LLM_TIMEOUT_S="1", LLM_MAX_RETRIES="0",
-                 LLM_DEADLINE_S="20")
+    stack.worker(
+        OPENAI_API_KEY="sk-test-faults-0000000000000000",
+        OPENAI_BASE_URL=llm.base_url,
+        LLM_TIMEOUT_S="1",
+        LLM_MAX_RETRIES="0",
+        LLM_DEADLINE_S="20",
+    )
     investigation_id = start_one(web.url, api_key)
 
     final = until(lambda: finished(db, investigation_id), timeout=90, every=0.5, what="the investigation finishing")

@@ -35,8 +35,13 @@ def test_duplicate_deliveries_of_every_inbound_kind_have_one_effect_each(
     stack.worker()
     surface = slack_surface(web)
 
-    command = {"command": "/investigate", "text": f"checkout 5xx --at {EXAMPLE_AT}", "user_id": "U0ONCALL1", "channel_id": CHANNEL,
-               "trigger_id": "4444.5555.dup"}
+    command = {
+        "command": "/investigate",
+        "text": f"checkout 5xx --at {EXAMPLE_AT}",
+        "user_id": "U0ONCALL1",
+        "channel_id": CHANNEL,
+        "trigger_id": "4444.5555.dup",
+    }
     assert [surface.command(command).status_code for _ in range(2)] == [200, 200]
 
     post = as_checkout(fixture("pagerduty_post_triggered.json"))
@@ -67,10 +72,16 @@ def test_duplicate_deliveries_of_every_inbound_kind_have_one_effect_each(
     click["actions"][0]["value"] = json.dumps({"investigation_id": from_command.id})
     assert [surface.action(click).status_code for _ in range(2)] == [200, 200]
 
-    until(lambda: jira.created() and db.get_jira(from_command.id) and db.get_jira(from_command.id).key,  # type: ignore[union-attr]
-          timeout=60, what="the Jira ticket")
-    until(lambda: all(f.status == "answered" for f in db.follow_ups(from_command.id)) and db.follow_ups(from_command.id),
-          timeout=60, what="the answer")
+    until(
+        lambda: jira.created() and db.get_jira(from_command.id) and db.get_jira(from_command.id).key,  # type: ignore[union-attr]
+        timeout=60,
+        what="the Jira ticket",
+    )
+    until(
+        lambda: all(f.status == "answered" for f in db.follow_ups(from_command.id)) and db.follow_ups(from_command.id),
+        timeout=60,
+        what="the answer",
+    )
     slack.wait_for(lambda: [c for c in slack.of("chat.postMessage") if ":ticket: Jira ticket" in c.params.get("text", "")])
     assert len(db.follow_ups(from_command.id)) == 1
     thread = slack.of("chat.postMessage", thread_ts=from_command.slack_thread_ts)

@@ -62,8 +62,13 @@ class OwnPostgres:
     def stop(self) -> None:
         pg_ctl = _pg_bin("pg_ctl")
         assert pg_ctl is not None
-        subprocess.run([*self.as_user, pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+        subprocess.run(
+            [*self.as_user, pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
 
     def remove(self) -> None:
         self.stop()
@@ -115,8 +120,13 @@ def test_postgres_down_is_503_and_ephemeral_then_nothing_half_written_when_it_is
         error = response.json()["error"]
         assert error["code"] == "DATABASE_UNAVAILABLE" and error["request_id"] == response.headers["X-Request-ID"]
         assert "Traceback" not in response.text and "psycopg" not in response.text
-    command = {"command": "/investigate", "text": f"checkout 5xx --at {EXAMPLE_AT}", "user_id": "U0ONCALL1", "channel_id": CHANNEL,
-               "trigger_id": "3333.4444.pg"}
+    command = {
+        "command": "/investigate",
+        "text": f"checkout 5xx --at {EXAMPLE_AT}",
+        "user_id": "U0ONCALL1",
+        "channel_id": CHANNEL,
+        "trigger_id": "3333.4444.pg",
+    }
     assert slack_surface(web).command(command).status_code == 200
     told = slack.wait_for(lambda: [c for c in slack.of("chat.postEphemeral") if "temporarily unavailable" in c.params.get("text", "")])
     assert told[0].params["user"] == "U0ONCALL1"

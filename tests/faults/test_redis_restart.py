@@ -32,9 +32,24 @@ class OwnRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--dir", str(self.tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         until(lambda: self._ping(), timeout=10, what="redis-server answering")
 
@@ -79,8 +94,13 @@ def test_redis_restart_keeps_web_answering_and_runs_what_was_recorded_meanwhile(
     assert created.json()["error"]["code"] == "QUEUE_UNAVAILABLE"
     assert created.json()["error"]["request_id"] == created.headers["X-Request-ID"]
     assert api.get("/api/v1/investigations").status_code == 200
-    command = {"command": "/investigate", "text": f"checkout 5xx --at {EXAMPLE_AT}", "user_id": "U0ONCALL1", "channel_id": CHANNEL,
-               "trigger_id": "2222.3333.redis"}
+    command = {
+        "command": "/investigate",
+        "text": f"checkout 5xx --at {EXAMPLE_AT}",
+        "user_id": "U0ONCALL1",
+        "channel_id": CHANNEL,
+        "trigger_id": "2222.3333.redis",
+    }
     acked = slack_surface(web).command(command)
     assert acked.status_code == 200 and "Queued" in acked.text
     body, headers = pagerduty_delivery("PREDIS01")

@@ -18,8 +18,13 @@ CHANNEL = "C0INCIDENT"
 
 
 def command(trigger: str) -> dict[str, str]:
-    return {"command": "/investigate", "text": f"checkout 5xx --at {EXAMPLE_AT}", "user_id": "U0ONCALL1", "channel_id": CHANNEL,
-            "trigger_id": trigger}
+    return {
+        "command": "/investigate",
+        "text": f"checkout 5xx --at {EXAMPLE_AT}",
+        "user_id": "U0ONCALL1",
+        "channel_id": CHANNEL,
+        "trigger_id": trigger,
+    }
 
 
 def finished(db: Store) -> Any:

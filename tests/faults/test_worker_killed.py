@@ -104,6 +104,7 @@ def test_worker_killed_with_no_retry_left_ends_failed_with_the_reason_in_the_thr
 
     assert final.status == Status.failed.value
     assert final.error and "worker running it stopped" in final.error
+
     def failure_posts() -> list[Any]:
         return [c for c in slack.of("chat.postMessage", thread_ts=final.slack_thread_ts) if "worker running it stopped" in c.params["text"]]
 

@@ -20,8 +20,30 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 NOW = datetime(2026, 3, 10, 13, 38, tzinfo=UTC)
 
 words = st.one_of(
-    st.sampled_from(["checkout", "Checkout-API", "--since", "--at", "--since=2h", "--at=13:38", "--", "—since", "help", "-h", "2h",
-                     "30m", "1d", "0s", "99999999d", "13:38", "25:61", "2026-03-10T13:38:14Z", "yesterday", "--nope"]),
+    st.sampled_from(
+        [
+            "checkout",
+            "Checkout-API",
+            "--since",
+            "--at",
+            "--since=2h",
+            "--at=13:38",
+            "--",
+            "—since",
+            "help",
+            "-h",
+            "2h",
+            "30m",
+            "1d",
+            "0s",
+            "99999999d",
+            "13:38",
+            "25:61",
+            "2026-03-10T13:38:14Z",
+            "yesterday",
+            "--nope",
+        ]
+    ),
     st.text(min_size=1, max_size=30),
 )
 command_text = st.one_of(st.text(max_size=300), st.lists(words, max_size=12).map(" ".join))
@@ -57,23 +79,33 @@ json_value = st.recursive(
 )
 incident_text = st.one_of(
     st.text(max_size=200),
-    st.builds(lambda n, status, svc: f":red_circle: *{status}* <https://acme.pagerduty.com/incidents/Q{n}|[#{n}] {svc} is down>",
-              st.integers(0, 10**6), st.sampled_from(["Triggered", "Acknowledged", "Resolved", "Reopened", "??"]), st.text(max_size=30)),
+    st.builds(
+        lambda n, status, svc: f":red_circle: *{status}* <https://acme.pagerduty.com/incidents/Q{n}|[#{n}] {svc} is down>",
+        st.integers(0, 10**6),
+        st.sampled_from(["Triggered", "Acknowledged", "Resolved", "Reopened", "??"]),
+        st.text(max_size=30),
+    ),
 )
 mrkdwn = st.fixed_dictionaries({"type": st.just("mrkdwn"), "text": incident_text})
-block = st.fixed_dictionaries({"type": st.sampled_from(["section", "context", "rich_text", "header", "junk"])},
-                              optional={"text": st.one_of(json_value, mrkdwn),
-                                        "fields": st.lists(mrkdwn, max_size=4),
-                                        "elements": json_value})
+block = st.fixed_dictionaries(
+    {"type": st.sampled_from(["section", "context", "rich_text", "header", "junk"])},
+    optional={"text": st.one_of(json_value, mrkdwn), "fields": st.lists(mrkdwn, max_size=4), "elements": json_value},
+)
 attachment = st.fixed_dictionaries(
     {}, optional={"fallback": incident_text, "text": incident_text, "blocks": st.lists(block, max_size=4), "title": json_value}
 )
 message = st.fixed_dictionaries(
     {},
-    optional={"text": incident_text, "bot_id": st.sampled_from(["B0PAGERDTY", "", "B1"]), "app_id": st.sampled_from(["A1FKYAUUX", "A0"]),
-              "ts": st.text(max_size=20), "thread_ts": st.text(max_size=20), "subtype": st.text(max_size=20),
-              "blocks": st.one_of(json_value, st.lists(block, max_size=5)),
-              "attachments": st.one_of(json_value, st.lists(attachment, max_size=3))},
+    optional={
+        "text": incident_text,
+        "bot_id": st.sampled_from(["B0PAGERDTY", "", "B1"]),
+        "app_id": st.sampled_from(["A1FKYAUUX", "A0"]),
+        "ts": st.text(max_size=20),
+        "thread_ts": st.text(max_size=20),
+        "subtype": st.text(max_size=20),
+        "blocks": st.one_of(json_value, st.lists(block, max_size=5)),
+        "attachments": st.one_of(json_value, st.lists(attachment, max_size=3)),
+    },
 )
 
 
@@ -88,15 +120,25 @@ def test_pagerduty_post_parser_never_crashes(payload: dict[str, Any]) -> None:
 log_line = st.one_of(
     st.text(max_size=400),
     st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace")),
-    st.dictionaries(st.sampled_from(["ts", "time", "@timestamp", "level", "msg", "message", "error", "stack", "exc_info", "status", "x"]),
-                    json_value, max_size=6).map(lambda d: __import__("json").dumps(d, default=str)),
-    st.builds(lambda ts, lvl, rest: f"{ts} {lvl} {rest}", st.sampled_from(["2026-03-10T13:38:14Z", "2026-03-10 13:38:14,123", "1741614000",
-                                                                          "[10/Mar/2026:13:38:14 +0000]", "99999-99-99T99:99:99"]),
-              st.sampled_from(["ERROR", "info", "WARN", "CRITICAL", "7"]), st.text(max_size=100)),
-    st.builds(lambda n: "Traceback (most recent call last):\n" + '  File "x.py", line 1, in f\n' * n + "ValueError: boom",
-              st.integers(0, 50)),
-    st.lists(st.tuples(st.text(alphabet="abc_=\" ", max_size=10), st.text(max_size=20)), max_size=8).map(
-        lambda kv: " ".join(f"{k}={v}" for k, v in kv)),
+    st.dictionaries(
+        st.sampled_from(["ts", "time", "@timestamp", "level", "msg", "message", "error", "stack", "exc_info", "status", "x"]),
+        json_value,
+        max_size=6,
+    ).map(lambda d: __import__("json").dumps(d, default=str)),
+    st.builds(
+        lambda ts, lvl, rest: f"{ts} {lvl} {rest}",
+        st.sampled_from(
+            ["2026-03-10T13:38:14Z", "2026-03-10 13:38:14,123", "1741614000", "[10/Mar/2026:13:38:14 +0000]", "99999-99-99T99:99:99"]
+        ),
+        st.sampled_from(["ERROR", "info", "WARN", "CRITICAL", "7"]),
+        st.text(max_size=100),
+    ),
+    st.builds(
+        lambda n: "Traceback (most recent call last):\n" + '  File "x.py", line 1, in f\n' * n + "ValueError: boom", st.integers(0, 50)
+    ),
+    st.lists(st.tuples(st.text(alphabet='abc_=" ', max_size=10), st.text(max_size=20)), max_size=8).map(
+        lambda kv: " ".join(f"{k}={v}" for k, v in kv)
+    ),
 )
 
 

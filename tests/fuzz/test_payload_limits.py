@@ -48,11 +48,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Web, str]
     database_url = f"sqlite:///{tmp / 'ir.db'}"
     key = create_api_key("limits", ["admin"], store=Store.from_url(database_url))[0]
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "JIRA_", "PAGERDUTY_", "SERVICES_"))}
-    env = {**keep, "APP_ENV": "test", "DATA_DIR": str(tmp / "var"), "DATABASE_URL": database_url,
-           "QUEUE_NAME": f"test-limits-{os.getpid()}",
-           "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": "http://127.0.0.1:9/api/",
-           "PAGERDUTY_WEBHOOK_SECRETS": json.dumps([PD_WEBHOOK_SECRET]), "MAX_REQUEST_BYTES": str(LIMIT), "SESSION_SECRET": "limits",
-           "API_RATE_LIMIT_PER_IP": "100000/minute", "API_RATE_LIMIT_PER_KEY": "100000/minute", "LOG_LEVEL": "warning"}
+    env = {
+        **keep,
+        "APP_ENV": "test",
+        "DATA_DIR": str(tmp / "var"),
+        "DATABASE_URL": database_url,
+        "QUEUE_NAME": f"test-limits-{os.getpid()}",
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "PAGERDUTY_WEBHOOK_SECRETS": json.dumps([PD_WEBHOOK_SECRET]),
+        "MAX_REQUEST_BYTES": str(LIMIT),
+        "SESSION_SECRET": "limits",
+        "API_RATE_LIMIT_PER_IP": "100000/minute",
+        "API_RATE_LIMIT_PER_KEY": "100000/minute",
+        "LOG_LEVEL": "warning",
+    }
     stack = Stack(env=env, log_dir=tmp)
     try:
         yield stack.web(), key

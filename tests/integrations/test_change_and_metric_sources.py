@@ -22,7 +22,13 @@ T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
 def git(repo: Path, *args: str, when: datetime | None = None) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="Ana", GIT_AUTHOR_EMAIL="ana@example.com", GIT_COMMITTER_NAME="Ana", GIT_COMMITTER_EMAIL="ana@example.com")
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="Ana",
+        GIT_AUTHOR_EMAIL="ana@example.com",
+        GIT_COMMITTER_NAME="Ana",
+        GIT_COMMITTER_EMAIL="ana@example.com",
+    )
     if when is not None:
         env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = when.isoformat()
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout.strip()
@@ -78,11 +84,15 @@ def test_a_folder_that_is_not_a_repository_is_a_source_error(tmp_path: Path) -> 
 
 def test_deploys_file_filters_to_the_window(tmp_path: Path) -> None:
     path = tmp_path / "deploys.json"
-    path.write_text(json.dumps([
-        {"at": "2026-03-10T11:00:00Z", "service": "checkout", "version": "v1.1.0", "actor": "argocd"},
-        {"at": "2026-03-01T11:00:00Z", "service": "checkout", "version": "v1.0.0"},
-        {"service": "broken"},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {"at": "2026-03-10T11:00:00Z", "service": "checkout", "version": "v1.1.0", "actor": "argocd"},
+                {"at": "2026-03-01T11:00:00Z", "service": "checkout", "version": "v1.0.0"},
+                {"service": "broken"},
+            ]
+        )
+    )
     deploys = DeploysFile(path).deploys(T0 - timedelta(hours=6), T0)
     assert [(d.service, d.version, d.actor) for d in deploys] == [("checkout", "v1.1.0", "argocd")]
 
@@ -118,7 +128,10 @@ def test_runbook_titles_come_from_the_first_heading(tmp_path: Path) -> None:
 def test_registry_turns_unknown_kinds_and_bad_paths_into_errors_not_exceptions(tmp_path: Path) -> None:
     catalog_path = tmp_path / "services.yaml"
     catalog_path.write_text(
-        "services:\n  checkout:\n    code:\n      - {kind: git, path: nowhere}\n    metrics:\n      - {kind: graphite, url: x}\n    runbooks:\n      - {kind: runbooks_dir, path: .}\n"
+        "services:\n  checkout:\n"
+        "    code:\n      - {kind: git, path: nowhere}\n"
+        "    metrics:\n      - {kind: graphite, url: x}\n"
+        "    runbooks:\n      - {kind: runbooks_dir, path: .}\n"
     )
     catalog = load_catalog(catalog_path)
     built = build_sources(catalog, catalog.services["checkout"])

@@ -84,7 +84,12 @@ def security_queue() -> str:
 
 @pytest.fixture
 def security_env(
-    tmp_path: Path, security_db: str, security_queue: str, planted_inputs: dict[str, Path], slack: SlackStandin, jira: JiraStandin,
+    tmp_path: Path,
+    security_db: str,
+    security_queue: str,
+    planted_inputs: dict[str, Path],
+    slack: SlackStandin,
+    jira: JiraStandin,
     llm: StandinOpenAI,
 ) -> dict[str, str]:
     catalog = tmp_path / "services.yaml"

@@ -65,7 +65,7 @@ def _secret_lines(at: str, pod: str) -> list[str]:
         '    order["total"] = pricing.apply_discount(order, request.get("promo")) + pricing.shipping(order)',
         f"    headers = {{'Authorization': 'Bearer {BEARER}', 'X-Api-Key': '{OPENAI_KEY}'}}",
         '  File "/app/checkout/pricing.py", line 15, in apply_discount',
-        f"    total = order[\"subtotal\"] - amount  # aws={AWS_KEY} gh={GITHUB_TOKEN} password={PASSWORD_KV}",
+        f'    total = order["subtotal"] - amount  # aws={AWS_KEY} gh={GITHUB_TOKEN} password={PASSWORD_KV}',
         f"TypeError: {ERROR_SIGNATURE}",
     ]
 
@@ -148,8 +148,12 @@ def make_repo(repo: Path) -> Path:
     when = "2026-03-10T13:25:00+00:00"
     env = {
         **os.environ,
-        "GIT_AUTHOR_NAME": "Jane Planted", "GIT_AUTHOR_EMAIL": EMAIL, "GIT_AUTHOR_DATE": when,
-        "GIT_COMMITTER_NAME": "Jane Planted", "GIT_COMMITTER_EMAIL": EMAIL, "GIT_COMMITTER_DATE": when,
+        "GIT_AUTHOR_NAME": "Jane Planted",
+        "GIT_AUTHOR_EMAIL": EMAIL,
+        "GIT_AUTHOR_DATE": when,
+        "GIT_COMMITTER_NAME": "Jane Planted",
+        "GIT_COMMITTER_EMAIL": EMAIL,
+        "GIT_COMMITTER_DATE": when,
     }
     subprocess.run(["git", "-C", str(repo), "add", SECRET_FILE], check=True, env=env)
     message = f"Wire the payment gateway for the sale\n\nslack {SLACK_TOKEN} github {GITHUB_TOKEN}; ask {EMAIL}\npassword={PASSWORD_KV}"

@@ -52,8 +52,13 @@ def llm_script(call: Call) -> Reply:
 
 
 def investigate_command() -> dict[str, str]:
-    return {"command": "/investigate", "text": f"checkout 5xx --at {EXAMPLE_AT}", "user_id": ONCALL, "channel_id": CHANNEL,
-            "trigger_id": "7777.8888.security"}
+    return {
+        "command": "/investigate",
+        "text": f"checkout 5xx --at {EXAMPLE_AT}",
+        "user_id": ONCALL,
+        "channel_id": CHANNEL,
+        "trigger_id": "7777.8888.security",
+    }
 
 
 def finished(db: Store) -> Investigation | None:
@@ -75,7 +80,8 @@ def ask(web: Web, slack: SlackStandin, investigation: Investigation, question: s
 
     def answered() -> list[Any]:
         return [
-            c for c in slack.of("chat.postMessage", thread_ts=investigation.slack_thread_ts)
+            c
+            for c in slack.of("chat.postMessage", thread_ts=investigation.slack_thread_ts)
             if id(c) not in before and c.params["text"].startswith(f"<@{ONCALL}>")
         ]
 
@@ -97,7 +103,12 @@ def dashboard(stack: Stack, api_key: str) -> Iterator[tuple[Web, httpx.Client]]:
 
 @pytest.mark.slow
 def test_planted_secrets_reach_no_stand_in_response_log_or_metric_while_the_investigation_succeeds(
-    stack: Stack, dashboard: tuple[Web, httpx.Client], api_key: str, slack: SlackStandin, jira: JiraStandin, llm: StandinOpenAI,
+    stack: Stack,
+    dashboard: tuple[Web, httpx.Client],
+    api_key: str,
+    slack: SlackStandin,
+    jira: JiraStandin,
+    llm: StandinOpenAI,
     security_env: dict[str, str],
 ) -> None:
     llm.script = llm_script

@@ -78,10 +78,31 @@ def test_cli_json_report_of_the_planted_incident_carries_no_secret(planted_input
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_", "JIRA_", "SERVICES_"))}
     env |= {"APP_ENV": "test", "DATA_DIR": str(tmp_path / "var"), "LOG_FORMAT": "json", "LOG_LEVEL": "debug"}
     done = subprocess.run(
-        [sys.executable, "app.py", "investigate", "--alert", str(EXAMPLE / "alert.json"), "--logs", str(planted_inputs["logs"]),
-         "--repo", str(planted_inputs["repo"]), "--deploys", str(EXAMPLE / "deploys.json"), "--metrics", str(planted_inputs["metrics"]),
-         "--runbooks", str(EXAMPLE / "runbooks"), "--format", "json"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "app.py",
+            "investigate",
+            "--alert",
+            str(EXAMPLE / "alert.json"),
+            "--logs",
+            str(planted_inputs["logs"]),
+            "--repo",
+            str(planted_inputs["repo"]),
+            "--deploys",
+            str(EXAMPLE / "deploys.json"),
+            "--metrics",
+            str(planted_inputs["metrics"]),
+            "--runbooks",
+            str(EXAMPLE / "runbooks"),
+            "--format",
+            "json",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert done.returncode == 0, done.stderr[-2000:]

@@ -69,6 +69,7 @@ def test_list_filters_by_status_category_text_and_time(server: Server, keys: Key
     done = make_investigation(web_store, service=service, title="disk full on db-1")
     running = make_investigation(web_store, service=service, status=Status.gathering, title="queue backlog")
     with server.client(keys.read) as client:
+
         def ids(**params: str) -> list[str]:
             return [i["id"] for i in client.get("/api/v1/investigations", params={"service": service, **params}).json()["items"]]
 
@@ -132,8 +133,13 @@ def test_second_jira_request_returns_the_existing_ticket_instead_of_a_new_one(se
         assert second.status_code == 202 and second.json()["created"] is False
         web_store.set_jira(row.id, status="created", key="OPS-42", url="https://jira.example/browse/OPS-42")
         third = client.post(path).json()
-    assert third == {"status": "created", "key": "OPS-42", "url": "https://jira.example/browse/OPS-42",
-                     "investigation_id": row.id, "created": False}
+    assert third == {
+        "status": "created",
+        "key": "OPS-42",
+        "url": "https://jira.example/browse/OPS-42",
+        "investigation_id": row.id,
+        "created": False,
+    }
     queue = Queue(server.queue_name, connection=Redis.from_url(REDIS_URL))
     jobs = [j for j in queue.jobs if j.func_name == "agents.jira_ticket.create_ticket" and j.args == (row.id,)]
     assert len(jobs) == 1

@@ -29,8 +29,10 @@ def test_stream_sends_stored_then_live_events_then_the_final_status(server: Serv
     progress = Progress(web_store, row.id, Redis.from_url(REDIS_URL))
     progress("gathering", "Reading 3 log files")
     received: list[tuple[str, dict[str, object]]] = []
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {keys.read}"}, timeout=20) as client, \
-            client.stream("GET", f"/api/v1/investigations/{row.id}/events") as response:
+    with (
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {keys.read}"}, timeout=20) as client,
+        client.stream("GET", f"/api/v1/investigations/{row.id}/events") as response,
+    ):
         assert response.headers["content-type"].startswith("text/event-stream")
         for kind, data in _events(response.iter_lines()):
             received.append((kind, data))
@@ -43,7 +45,9 @@ def test_stream_sends_stored_then_live_events_then_the_final_status(server: Serv
             if kind == "status":
                 break
     assert [(k, d.get("message")) for k, d in received if k == "progress"] == [
-        ("progress", "Reading 3 log files"), ("progress", "Ranking 2 suspect commits"), ("progress", "Report ready")
+        ("progress", "Reading 3 log files"),
+        ("progress", "Ranking 2 suspect commits"),
+        ("progress", "Report ready"),
     ]
     assert received[-1] == ("status", {"id": row.id, "status": "done", "category": "bad_deploy", "confidence": 0.82})
 

@@ -55,7 +55,7 @@ def test_metrics_show_investigations_queue_http_latency_and_worker_counters(
 
     by_status = {(labels["status"], labels["category"]): value for labels, value in families["ir_investigations"]}
     assert by_status[("done", "bad_deploy")] >= 1
-    (queue_labels, depth), = families["ir_queue_depth"]
+    ((queue_labels, depth),) = families["ir_queue_depth"]
     assert queue_labels == {"queue": server.queue_name} and depth >= 1
     assert families["ir_queue_oldest_age_seconds"][0][1] >= 0
     assert ({"outcome": "ok"}, 1.0) in families["ir_llm_calls"]

@@ -22,8 +22,13 @@ def test_no_generated_request_makes_the_api_fail_with_a_server_error(server: Ser
             continue  # the event stream stays open while an investigation runs; it has its own tests
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-                  phases=[Phase.explicit, Phase.generate])  # no shrinking: the failing request is printed as curl
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+        )  # no shrinking: the failing request is printed as curl
         def no_server_error(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=server.url, headers=headers, checks=[not_a_server_error])
 

@@ -67,9 +67,24 @@ def start_server(tmp: Path, database_url: str, **overrides: str) -> Server:
     log = tmp / f"server-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "web.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning", "--no-access-log"],
-            cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "web.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -112,15 +127,25 @@ def report_for(investigation_id: str, **root_cause: Any) -> dict[str, Any]:
 
 
 def make_investigation(
-    store: Store, *, service: str = "checkout", title: str = "checkout: p99 latency above 2 s", status: Status = Status.done,
-    created_at: datetime | None = None, with_report: bool = True,
+    store: Store,
+    *,
+    service: str = "checkout",
+    title: str = "checkout: p99 latency above 2 s",
+    status: Status = Status.done,
+    created_at: datetime | None = None,
+    with_report: bool = True,
 ) -> Investigation:
     now = datetime.now(UTC)
     row = store.create_investigation(
         Investigation(
-            source=Source.api.value, service=service, title=title,
+            source=Source.api.value,
+            service=service,
+            title=title,
             alert={"title": title, "service": service, "created_at": now.isoformat(), "source": "api"},
-            window_start=now - timedelta(hours=1), window_end=now, at=now, created_at=created_at or now,
+            window_start=now - timedelta(hours=1),
+            window_end=now,
+            at=now,
+            created_at=created_at or now,
         )
     )
     if with_report and status.finished:

@@ -133,8 +133,19 @@ def list_page(
         services = get_catalog().names()
     except ValueError:
         services = []
-    return _page(request, "list.html", viewer, rows=rows, chosen=chosen, older=older, services=services,
-                 statuses=[s.value for s in Status], categories=CATEGORIES, ages=list(AGES), paged=bool(cursor))
+    return _page(
+        request,
+        "list.html",
+        viewer,
+        rows=rows,
+        chosen=chosen,
+        older=older,
+        services=services,
+        statuses=[s.value for s in Status],
+        categories=CATEGORIES,
+        ages=list(AGES),
+        paged=bool(cursor),
+    )
 
 
 @router.get("/investigations/{investigation_id}")
@@ -150,13 +161,29 @@ def detail_page(request: Request, investigation_id: str, notice: Annotated[str |
     thread_url = service.slack_thread_url(row)
     report_html = None
     if row.report:
-        rendered = render(row.report, "html", override_dir=get_settings().templates_dir, standalone=False,
-                          report_url=service.links(row.id).dashboard, thread_url=thread_url)
+        rendered = render(
+            row.report,
+            "html",
+            override_dir=get_settings().templates_dir,
+            standalone=False,
+            report_url=service.links(row.id).dashboard,
+            thread_url=thread_url,
+        )
         report_html = Markup(rendered)  # noqa: S704  (our template, autoescaped; the report's text is escaped inside it)
     return _page(
-        request, "detail.html", viewer, row=row, finished=Status(row.status).finished, events=store.progress(row.id),
-        follow_ups=store.follow_ups(row.id), jira=store.get_jira(row.id), thread_url=thread_url, report_html=report_html,
-        parent=row.parent_id, notice=notice, links=service.links(row.id),
+        request,
+        "detail.html",
+        viewer,
+        row=row,
+        finished=Status(row.status).finished,
+        events=store.progress(row.id),
+        follow_ups=store.follow_ups(row.id),
+        jira=store.get_jira(row.id),
+        thread_url=thread_url,
+        report_html=report_html,
+        parent=row.parent_id,
+        notice=notice,
+        links=service.links(row.id),
     )
 
 
