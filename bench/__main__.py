@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import scale, scenarios
+from bench import loghub, scale, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "loghub"
@@ -51,16 +50,11 @@ def _scenario_table(result: dict[str, Any]) -> Table:
 
 
 def _loghub(console: Console) -> dict[str, Any]:
-    try:
-        module = importlib.import_module("bench.loghub")
-    except ModuleNotFoundError:
-        console.print("[yellow]bench/loghub.py is not there yet: Loghub template accuracy skipped[/]")
-        return {"skipped": "bench/loghub.py missing"}
     if not LOGHUB.is_dir():
         console.print(f"[yellow]{LOGHUB} is missing: Loghub template accuracy skipped[/]")
         return {"skipped": f"{LOGHUB} missing"}
-    result: dict[str, Any] = module.run(LOGHUB)
-    console.print_json(json.dumps(result, default=str))
+    result: dict[str, Any] = loghub.run(LOGHUB)
+    console.print(loghub.table(result))
     return result
 
 

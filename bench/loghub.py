@@ -110,7 +110,7 @@ def run(loghub_dir: Path) -> dict[str, Any]:
     return {"loghub_dir": str(loghub_dir), "systems": rows, "mean": means}
 
 
-def _table(result: dict[str, Any]) -> Table:
+def table(result: dict[str, Any]) -> Table:
     table = Table(title="Loghub grouping accuracy (2k lines per system)")
     for column in ("system", "templates", "ours acc", "drain3 acc", "ours lines/s", "drain3 lines/s"):
         table.add_column(column, justify="left" if column == "system" else "right")
@@ -146,7 +146,7 @@ def main() -> None:
         console.print(f"[red]{args.loghub} is not a folder[/]")
         raise SystemExit(2)
     result = run(args.loghub)
-    console.print(_table(result))
+    console.print(table(result))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "loghub.json"
     out.write_text(json.dumps(result, indent=2))
