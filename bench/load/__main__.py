@@ -29,6 +29,7 @@ import aiohttp
 
 from bench.load.stack import PD_SECRET, SERVICES, SIGNING_SECRET, Running, running_stack
 from core.models import Status
+from core.store import Store
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "load.json"
 EXAMPLE_AT = "2026-03-10T13:38:14Z"
@@ -152,6 +153,16 @@ def mixed(i: int) -> tuple[str, Any]:
     return kind, None
 
 
+def _count_all(store: Store) -> int:
+    """Every recorded investigation, page by page (one page would cap the count)."""
+    total, cursor = 0, None
+    while True:
+        rows, cursor = store.list_investigations(limit=500, cursor=cursor)
+        total += len(rows)
+        if cursor is None:
+            return total
+
+
 def summarise(run: Run, ok: set[int]) -> dict[str, Any]:
     by_kind: dict[str, Any] = {}
     for kind in sorted({s.kind for s in run.samples}):
@@ -180,8 +191,7 @@ def ack_scenario(stack: Running, rate: float, seconds: float) -> dict[str, Any]:
     run = asyncio.run(open_loop(stack.url, rate=rate, seconds=seconds, make=mixed, api_key=stack.api_key))
     result = summarise(run, {200})
     result |= {"rate_per_s": rate, "seconds": seconds}
-    rows, _ = stack.store.list_investigations(limit=500)
-    result["investigations_recorded"] = len(rows)
+    result["investigations_recorded"] = _count_all(stack.store)
     result["slash_commands_sent"] = result["by_kind"]["slash_command"]["requests"]
     return result
 
