@@ -25,3 +25,10 @@ def test_quick_start_leads_with_make_demo_and_make_test() -> None:
 def test_procfile_runs_serve_and_worker() -> None:
     lines = (REPO / "Procfile").read_text().splitlines()
     assert "web: python app.py serve" in lines and "worker: python app.py worker" in lines
+
+
+def test_error_code_table_matches_the_web_error_codes() -> None:
+    from web.errors import error_markdown_table
+
+    readme = (REPO / "README.md").read_text()
+    assert error_markdown_table() in readme, "README error table is stale; paste web.errors.error_markdown_table()"
