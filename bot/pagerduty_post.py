@@ -117,7 +117,10 @@ def parse_pagerduty_message(message: MessageEvent) -> PagerDutyPost | None:
             title = label.strip()
             break
     if not title:
-        title = next((a.get("title", "") for a in message.get("attachments", []) if a.get("title")), "") or message.get("text", "")
+        attachments = message.get("attachments")
+        attachment_titles = (a.get("title") for a in attachments if isinstance(a, dict)) if isinstance(attachments, list) else ()
+        text = message.get("text")
+        title = next((t for t in attachment_titles if isinstance(t, str) and t), "") or (text if isinstance(text, str) else "")
     title = _unlink(title)
     number = None
     if match := _NUMBER_PREFIX.match(title):

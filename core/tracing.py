@@ -33,12 +33,17 @@ def configure_tracing(service_name: str, *, endpoint: str | None = None) -> Trac
         from core.settings import get_settings
 
         endpoint = get_settings().otel_exporter_otlp_endpoint
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    installed = trace.get_tracer_provider()
+    # OpenTelemetry lets a process set its provider once; if someone already did, add to theirs.
+    provider = (
+        installed if isinstance(installed, TracerProvider) else TracerProvider(resource=Resource.create({"service.name": service_name}))
+    )
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url(endpoint))))
-    trace.set_tracer_provider(provider)
+    if provider is not installed:
+        trace.set_tracer_provider(provider)
     _configured = provider
     return provider
 

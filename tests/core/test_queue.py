@@ -35,9 +35,9 @@ def test_second_enqueue_of_the_same_id_is_refused(app_env: dict[str, str], redis
 def test_dead_redis_is_queue_unavailable_and_inline_runs_the_job(app_env: dict[str, str]) -> None:
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     with pytest.raises(QueueUnavailable, match="not answering"):
-        enqueue(dead, f"{__name__}.record", "x", job_id="inv_dead")
+        enqueue(dead, f"{__name__}.record", "x", job_id="inv_dead_" + app_env["QUEUE_NAME"])
     CALLS.clear()
-    result = enqueue_or_run(dead, f"{__name__}.record", "inline-run", job_id="inv_dead")
+    result = enqueue_or_run(dead, f"{__name__}.record", "inline-run", job_id="inv_dead_" + app_env["QUEUE_NAME"])
     assert result.inline and CALLS == ["inline-run"]
 
 

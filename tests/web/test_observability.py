@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -73,14 +75,17 @@ def test_a_job_enqueued_inside_a_span_runs_in_the_same_trace_with_the_investigat
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     redis = Redis.from_url(REDIS_URL)
+    job_id = f"inv_trace{uuid.uuid4().hex[:8]}"  # job ids are claimed for a week: never reuse one across runs
     with tracer().start_as_current_span("web request") as parent:
-        enqueue(redis, "os.path.basename", "inv_tracetest01", job_id="inv_tracetest01", retries=0)
+        enqueue(redis, "os.path.basename", job_id, job_id=job_id, retries=0)
         trace_id = parent.get_span_context().trace_id
-    job = TracedJob.fetch("inv_tracetest01", connection=redis)
-    assert job.perform() == "inv_tracetest01"
-    job_span = next(s for s in exporter.get_finished_spans() if s.name == "job os.path.basename")
-    assert job_span.context.trace_id == trace_id
-    assert job_span.attributes is not None and job_span.attributes["investigation.id"] == "inv_tracetest01"
-    assert job_span.kind is trace.SpanKind.CONSUMER
-    job.delete()
-    redis.delete("ir:job-claimed:inv_tracetest01")
+    job = TracedJob.fetch(job_id, connection=redis)
+    try:
+        assert job.perform() == job_id
+        job_span = next(s for s in exporter.get_finished_spans() if s.name == "job os.path.basename")
+        assert job_span.context.trace_id == trace_id
+        assert job_span.attributes is not None and job_span.attributes["investigation.id"] == job_id
+        assert job_span.kind is trace.SpanKind.CONSUMER
+    finally:
+        job.delete()
+        redis.delete(f"ir:job-claimed:{job_id}")
