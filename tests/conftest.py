@@ -7,8 +7,10 @@ two suites on one machine (developers, CI) never see each other's rows or jobs.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,11 +31,19 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
 SCENARIOS = SHARED / "scenarios" / "public"
+STANDINS = Path(__file__).resolve().parent / "standins"
+if str(STANDINS) not in sys.path:
+    sys.path.insert(0, str(STANDINS))
+
+from standin_jira import JiraStandin  # noqa: E402
+from standin_openai import StandinOpenAI  # noqa: E402
+from standin_slack import SlackStandin  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    name = f"ir_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A PostgreSQL database of its own on the machine's server, dropped afterwards; yields its URL."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -46,6 +56,39 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with fresh_database("ir_test") as url:
+        yield url
+
+
+@pytest.fixture
+def private_db() -> Iterator[str]:
+    """A database for one test, so that row counts are exact."""
+    with fresh_database("ir_private") as url:
+        yield url
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandin]:
+    standin = SlackStandin().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def jira() -> Iterator[JiraStandin]:
+    standin = JiraStandin().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def llm() -> Iterator[StandinOpenAI]:
+    with StandinOpenAI() as standin:
+        yield standin
 
 
 @pytest.fixture

@@ -33,20 +33,6 @@ SCENARIO = Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "publi
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackStandin]:
-    standin = SlackStandin().start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture
-def jira() -> Iterator[JiraStandin]:
-    standin = JiraStandin().start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture
 def scenario_repo(tmp_path: Path) -> Path:
     if not (SCENARIO / "repo.fi").exists() or shutil.which("git") is None:
         pytest.skip("scenario pub-02 or git not available")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine, text
 
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE.parent / "standins"
@@ -25,7 +24,6 @@ for path in (HERE, STANDINS):
 from bot_harness import BOT_TOKEN, PD_WEBHOOK_SECRET, SIGNING_SECRET  # noqa: E402
 from harness import EXAMPLE, Stack, checkout_service  # noqa: E402
 from standin_jira import JiraStandin  # noqa: E402
-from standin_openai import StandinOpenAI  # noqa: E402
 from standin_slack import SlackStandin  # noqa: E402
 
 from core.store import Store  # noqa: E402
@@ -36,38 +34,9 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackStandin]:
-    standin = SlackStandin().start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture
-def jira() -> Iterator[JiraStandin]:
-    standin = JiraStandin().start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture
-def llm() -> Iterator[StandinOpenAI]:
-    with StandinOpenAI() as standin:
-        yield standin
-
-
-@pytest.fixture
-def fault_db() -> Iterator[str]:
+def fault_db(private_db: str) -> str:
     """A database of this test's own, so row counts are exact."""
-    name = f"ir_fault_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return private_db
 
 
 @pytest.fixture(scope="session")

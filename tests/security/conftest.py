@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine, text
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
@@ -44,37 +43,8 @@ def planted_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackStandin]:
-    standin = SlackStandin().start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture
-def jira() -> Iterator[JiraStandin]:
-    standin = JiraStandin().start()
-    yield standin
-    standin.stop()
-
-
-@pytest.fixture
-def llm() -> Iterator[StandinOpenAI]:
-    with StandinOpenAI() as standin:
-        yield standin
-
-
-@pytest.fixture
-def security_db() -> Iterator[str]:
-    name = f"ir_security_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def security_db(private_db: str) -> str:
+    return private_db
 
 
 @pytest.fixture
