@@ -84,8 +84,12 @@ def test_duplicate_deliveries_of_every_inbound_kind_have_one_effect_each(
     )
     slack.wait_for(lambda: [c for c in slack.of("chat.postMessage") if ":ticket: Jira ticket" in c.params.get("text", "")])
     assert len(db.follow_ups(from_command.id)) == 1
-    thread = slack.of("chat.postMessage", thread_ts=from_command.slack_thread_ts)
-    answers = [c for c in thread if c.params["text"].startswith("<@U0ONCALL1>")]
+    # The answer is stored first and posted by the worker's progress listener just after: wait for the post.
+    answers = slack.wait_for(
+        lambda: [
+            c for c in slack.of("chat.postMessage", thread_ts=from_command.slack_thread_ts) if c.params["text"].startswith("<@U0ONCALL1>")
+        ]
+    )
     assert len(answers) == 1
     assert len(jira.created()) == 1
     assert len([c for c in slack.of("chat.postEphemeral") if "Creating the Jira ticket" in c.params.get("text", "")]) == 1
