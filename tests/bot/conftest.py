@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from standin_slack import SlackStandin  # noqa: E402
 
 from core.runtime import get_store, reset_runtime  # noqa: E402
 from core.settings import Settings, get_settings, reset_settings  # noqa: E402
+from integrations.code.git import import_fast_export  # noqa: E402
 
 SCENARIO = Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "public" / "pub-02-notifications-worker"
 
@@ -37,10 +37,7 @@ def scenario_repo(tmp_path: Path) -> Path:
     if not (SCENARIO / "repo.fi").exists() or shutil.which("git") is None:
         pytest.skip("scenario pub-02 or git not available")
     repo = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    with (SCENARIO / "repo.fi").open("rb") as stream:
-        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    repo = import_fast_export(SCENARIO / "repo.fi", repo.parent)
     return repo
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from integrations.code.git import import_fast_export
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 SCHEMA = json.loads((SHARED / "contracts" / "report.schema.json").read_text()) if (SHARED / "contracts").exists() else None
@@ -99,10 +101,7 @@ def scenario_dirs() -> list[Path]:
 @pytest.mark.parametrize("bundle", scenario_dirs(), ids=lambda p: p.name)
 def test_every_public_bundle_gives_a_report_that_validates(bundle: Path, tmp_path: Path) -> None:
     repo = tmp_path / "R"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    with (bundle / "repo.fi").open("rb") as stream:
-        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    repo = import_fast_export(bundle / "repo.fi", repo.parent)
     args = ["investigate", "--alert", str(bundle / "alert.json"), "--logs", str(bundle / "logs"), "--repo", str(repo), "--format", "json"]
     for flag, name in (("--deploys", "deploys.json"), ("--metrics", "metrics.csv"), ("--runbooks", "runbooks")):
         if (bundle / name).exists():

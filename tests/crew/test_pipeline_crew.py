@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -14,6 +13,7 @@ from standin_openai import Call, Reply, StandinOpenAI
 from agents.pipeline import run_local
 from core.alert import alert_from_payload
 from core.settings import reset_settings
+from integrations.code.git import import_fast_export
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 BUNDLE = SHARED / "scenarios" / "public" / "pub-03-checkout"
@@ -48,10 +48,7 @@ def test_a_public_bundle_gets_a_crew_report_that_keeps_the_contract(
     monkeypatch.setenv("OPENAI_BASE_URL", standin.base_url)
     reset_settings()
     repo = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    with (BUNDLE / "repo.fi").open("rb") as stream:
-        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    repo = import_fast_export(BUNDLE / "repo.fi", repo.parent)
     alert = alert_from_payload(json.loads((BUNDLE / "alert.json").read_text()), source="cli")
     report = run_local(
         alert=alert,

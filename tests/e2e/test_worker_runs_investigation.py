@@ -17,6 +17,7 @@ from core.models import Source, Status
 from core.runtime import get_catalog, get_store, reset_runtime
 from core.settings import reset_settings
 from core.timeparse import parse_iso
+from integrations.code.git import import_fast_export
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "checkout-discount-crash"
@@ -24,10 +25,7 @@ EXAMPLE = REPO / "examples" / "checkout-discount-crash"
 
 def build_catalog(tmp_path: Path) -> Path:
     repo = tmp_path / "checkout-repo"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    with (EXAMPLE / "repo.fi").open("rb") as stream:
-        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    repo = import_fast_export(EXAMPLE / "repo.fi", repo.parent)
     catalog = tmp_path / "services.yaml"
     catalog.write_text(
         f"""services:

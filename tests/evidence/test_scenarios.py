@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from agents.offline import write_report
 from bench.scoring import score_report
 from core.alert import alert_from_payload
 from integrations.code.deploys_file import DeploysFile
-from integrations.code.git import GitChangeSource
+from integrations.code.git import GitChangeSource, import_fast_export
 from integrations.logs.base import LogEvent
 from integrations.logs.parsing import parse_stream
 from integrations.metrics.csv_file import MetricsCsv
@@ -44,10 +43,7 @@ class _Folder:
 @pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
 def test_bundle(bundle: Path, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    with (bundle / "repo.fi").open("rb") as fh:
-        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=fh, check=True)
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    repo = import_fast_export(bundle / "repo.fi", repo.parent)
     alert = alert_from_payload(json.loads((bundle / "alert.json").read_text()))
     start, end = alert.created_at - timedelta(hours=6), alert.created_at + timedelta(minutes=15)
     code = GitChangeSource(repo)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from standin_jira import JiraStandin  # noqa: E402
 from standin_slack import SlackStandin  # noqa: E402
 
 from core.store import Store  # noqa: E402
+from integrations.code.git import import_fast_export  # noqa: E402
 from web.auth import create_api_key  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -42,10 +42,7 @@ def fault_db(private_db: str) -> str:
 @pytest.fixture(scope="session")
 def example_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("faults") / "checkout-repo"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    with (EXAMPLE / "repo.fi").open("rb") as stream:
-        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    repo = import_fast_export(EXAMPLE / "repo.fi", repo.parent)
     return repo
 
 

@@ -12,6 +12,8 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from integrations.code.git import import_fast_export
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "checkout-discount-crash"
 ERROR_SIGNATURE = "unsupported operand type(s) for -: 'decimal.Decimal' and 'NoneType'"
 
@@ -132,10 +134,7 @@ def write_metrics(path: Path) -> Path:
 
 def make_repo(repo: Path) -> Path:
     """The example's git history plus a commit, inside the incident window, with secrets in its diff and message."""
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    with (EXAMPLE / "repo.fi").open("rb") as stream:
-        subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
-    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
+    repo = import_fast_export(EXAMPLE / "repo.fi", repo.parent)
     config = repo / SECRET_FILE
     config.write_text(
         config.read_text(encoding="utf-8")
