@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis import Redis
 
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE.parent / "standins"
@@ -21,7 +20,7 @@ for path in (HERE, STANDINS):
         sys.path.insert(0, str(path))
 
 from bot_harness import BOT_TOKEN, PD_WEBHOOK_SECRET, SIGNING_SECRET  # noqa: E402
-from harness import EXAMPLE, Stack, checkout_service  # noqa: E402
+from harness import EXAMPLE, Stack, checkout_service, forget_queue  # noqa: E402
 from standin_jira import JiraStandin  # noqa: E402
 from standin_slack import SlackStandin  # noqa: E402
 
@@ -92,17 +91,7 @@ def stack(base_env: dict[str, str], tmp_path: Path, queue_name: str) -> Iterator
         yield running
     finally:
         running.close()
-        _forget_queue(base_env["REDIS_URL"], queue_name)
-
-
-def _forget_queue(redis_url: str, queue_name: str) -> None:
-    try:
-        redis = Redis.from_url(redis_url, socket_connect_timeout=1)
-        for key in redis.scan_iter(f"rq:*{queue_name}*"):
-            redis.delete(key)
-        redis.close()
-    except Exception:  # a test that stopped its own Redis leaves nothing here to clean
-        pass
+        forget_queue(base_env["REDIS_URL"], queue_name)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 from bot_harness import PD_WEBHOOK_SECRET, WebServer
+from redis import Redis
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "checkout-discount-crash"
@@ -213,3 +214,14 @@ def pagerduty_delivery(
     body = json.dumps({"event": event}).encode()
     signature = hmac.new(PD_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
     return body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={signature}"}
+
+
+def forget_queue(redis_url: str, queue_name: str) -> None:
+    """Delete every Redis key of a test's private queue (jobs, registries, claims); never flush shared Redis."""
+    try:
+        redis = Redis.from_url(redis_url, socket_connect_timeout=1)
+        for key in redis.scan_iter(f"*{queue_name}*"):
+            redis.delete(key)
+        redis.close()
+    except Exception:  # a test that stopped its own Redis leaves nothing here to clean
+        pass

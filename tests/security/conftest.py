@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis import Redis
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
@@ -21,7 +20,7 @@ for path in (HERE, TESTS / "faults", TESTS / "standins"):
         sys.path.insert(0, str(path))
 
 from bot_harness import BOT_TOKEN, PD_WEBHOOK_SECRET, SIGNING_SECRET  # noqa: E402
-from harness import Stack  # noqa: E402
+from harness import Stack, forget_queue  # noqa: E402
 from planted import catalog_entry, make_repo, write_logs, write_metrics  # noqa: E402
 from standin_jira import JiraStandin  # noqa: E402
 from standin_openai import StandinOpenAI  # noqa: E402
@@ -100,7 +99,4 @@ def stack(security_env: dict[str, str], tmp_path: Path, security_queue: str) -> 
         yield running
     finally:
         running.close()
-        redis = Redis.from_url(security_env["REDIS_URL"], socket_connect_timeout=1)
-        for key in redis.scan_iter(f"*{security_queue}*"):
-            redis.delete(key)
-        redis.close()
+        forget_queue(security_env["REDIS_URL"], security_queue)

@@ -12,9 +12,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from loopback import LoopbackServer
 
 _LABEL = re.compile(r'labels\s*=\s*"?([\w.-]+)"?')
 
@@ -36,22 +38,18 @@ class JiraStandin:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="jira-standin", daemon=True)
+        self._http = LoopbackServer(self._handler(), name="jira-standin")
 
     def start(self) -> JiraStandin:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.base_url
 
     def fail_creates(self, status: int, times: int = 1, message: str = "Internal error") -> None:
         self._failures.extend([(status, message)] * times)

@@ -15,8 +15,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback import LoopbackServer
 
 
 @dataclass
@@ -120,22 +122,18 @@ class StandinOpenAI:
         self.calls: list[Call] = []
         self._usages: list[dict[str, int]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="standin-openai")
+        self._http = LoopbackServer(self._handler(), name="standin-openai")
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"{self._http.base_url}/v1"
 
     def __enter__(self) -> StandinOpenAI:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     @property
     def usage_sent(self) -> dict[str, int]:

@@ -13,9 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
+
+from loopback import LoopbackServer
 
 BOT_USER_ID = "U0BOT0001"
 BOT_ID = "B0BOT0001"
@@ -57,24 +59,20 @@ class SlackStandin:
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self.user_groups: dict[str, list[str]] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-standin", daemon=True)
+        self._http = LoopbackServer(self._handler(), name="slack-standin")
 
     # lifecycle ----------------------------------------------------------------
 
     def start(self) -> SlackStandin:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     @property
     def api_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/api/"
+        return f"{self._http.base_url}/api/"
 
     # scripting and inspection ---------------------------------------------------
 
