@@ -16,7 +16,7 @@ for _key, _value in {
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated, Any  # noqa: E402
+from typing import Annotated, Any, NoReturn  # noqa: E402
 
 import typer  # noqa: E402
 
@@ -25,14 +25,30 @@ app = typer.Typer(
 )
 api_key_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke REST API keys.")
 app.add_typer(api_key_app, name="api-key")
+sources_app = typer.Typer(help="Source kinds this build knows, and whether a service's sources answer.")
+app.add_typer(sources_app, name="sources")
+catalog_app = typer.Typer(no_args_is_help=True, help="Check the service catalog (SERVICES_FILE) and print its JSON schema.")
+app.add_typer(catalog_app, name="catalog")
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 
-def _fail(message: str) -> None:
-    """One clear line and exit code 2: bad input is the caller's to fix, not a crash."""
-    typer.echo(f"error: {message}", err=True)
+def _fail(message: str) -> NoReturn:
+    """One clear line per problem and exit code 2: bad input is the caller's to fix, not a crash."""
+    for line in message.splitlines() or [""]:
+        typer.echo(f"error: {line}", err=True)
     raise typer.Exit(2)
+
+
+def _catalog(path: Path | None = None) -> Any:
+    """The checked catalog (SERVICES_FILE unless `path`), or every problem in it and exit code 2."""
+    from core.catalog import CatalogError
+    from integrations.catalog import get_catalog, load_checked_catalog
+
+    try:
+        return load_checked_catalog(path) if path is not None else get_catalog()
+    except CatalogError as exc:
+        _fail(str(exc))
 
 
 def _setup(*, stderr_logs: bool = True) -> None:
@@ -105,7 +121,6 @@ def _investigate_paths(
 
     if alert_path is None:
         _fail("give --alert FILE (with --logs/--repo ...) or --service NAME")
-        raise AssertionError
     try:
         payload = json.loads(alert_path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -116,7 +131,6 @@ def _investigate_paths(
         alert = alert_from_payload(payload, source="cli")
     except AlertError as exc:
         _fail(f"{alert_path}: {exc}")
-        raise AssertionError from exc
     for label, path in (("--logs", logs), ("--repo", repo), ("--deploys", deploys), ("--metrics", metrics), ("--runbooks", runbooks)):
         if path is not None and not path.exists():
             _fail(f"{label} {path} does not exist")
@@ -124,7 +138,6 @@ def _investigate_paths(
         lookback = parse_duration(since) if since else 6 * 3600
     except ValueError as exc:
         _fail(f"--since: {exc}")
-        raise AssertionError from exc
     return run_local(
         alert=alert,
         logs=logs,
@@ -141,17 +154,13 @@ def _investigate_service(name: str, *, at: str | None, since: str | None, what: 
     from agents.flows import window_for
     from agents.jobs import investigate as run_job
     from core.alert import Alert
-    from core.catalog import CatalogError, parse_duration
+    from core.catalog import parse_duration
     from core.models import Investigation, Source
     from core.progress import subscribe
-    from core.runtime import get_catalog, get_store
+    from core.runtime import get_store
     from core.timeparse import parse_at
 
-    try:
-        catalog = get_catalog()
-    except CatalogError as exc:
-        _fail(str(exc))
-        raise AssertionError from exc
+    catalog = _catalog()
     resolved = catalog.resolve(name)
     if resolved is None:
         hint = catalog.close_matches(name)
@@ -159,13 +168,11 @@ def _investigate_service(name: str, *, at: str | None, since: str | None, what: 
             f"unknown service '{name}'"
             + (f"; did you mean {', '.join(hint)}?" if hint else f"; known: {', '.join(catalog.names()) or 'none (set SERVICES_FILE)'}")
         )
-        raise AssertionError
     try:
         when = parse_at(at) if at else None
         since_s = parse_duration(since) if since else None
     except ValueError as exc:
         _fail(str(exc))
-        raise AssertionError from exc
     window = window_for(catalog, at=when, since_s=since_s)
     alert = Alert(
         title=what or f"Investigation of {resolved}", summary=what, service=resolved, created_at=window.at, source=Source.cli.value
@@ -192,12 +199,12 @@ def _investigate_service(name: str, *, at: str | None, since: str | None, what: 
 def demo(fmt: Annotated[str, typer.Option("--format", help="json or markdown.")] = "markdown") -> None:
     """Investigate the bundled example incident (no Slack, no LLM, no services needed)."""
     example = EXAMPLES / "checkout-discount-crash"
-    repo = _demo_repo(example)
     os.environ["OPENAI_API_KEY"] = ""
     investigate(
         alert=example / "alert.json",
         logs=example / "logs",
-        repo=repo,
+        # The git source imports the shipped fast-export stream once, into DATA_DIR/repos.
+        repo=example / "repo.fi",
         deploys=example / "deploys.json",
         metrics=example / "metrics.csv",
         runbooks=example / "runbooks",
@@ -207,20 +214,6 @@ def demo(fmt: Annotated[str, typer.Option("--format", help="json or markdown.")]
         what="",
         fmt=fmt,
     )
-
-
-def _demo_repo(example: Path) -> Path:
-    """The example's git history, imported once from its fast-import stream (services.example.yaml points here too)."""
-    import subprocess
-
-    repo = Path("var/demo/checkout-repo")
-    if not (repo / ".git").exists():
-        repo.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "init", "-q", str(repo)], check=True)
-        with (example / "repo.fi").open("rb") as stream:
-            subprocess.run(["git", "-C", str(repo), "fast-import", "--quiet"], stdin=stream, check=True)
-        subprocess.run(["git", "-C", str(repo), "checkout", "-q", "main"], check=True)
-    return repo
 
 
 @app.command()
@@ -249,6 +242,7 @@ def serve(
     import uvicorn
 
     _setup()
+    _catalog()
     from core.settings import get_settings
 
     if get_settings().slack_app_token is not None:
@@ -267,6 +261,7 @@ def worker(burst: Annotated[bool, typer.Option(help="Exit when the queue is empt
     from core.settings import get_settings
 
     _setup()
+    _catalog()
     if get_settings().slack_bot_token is not None:
         # The Slack thread follows progress from here, the worker, never from the web process.
         from bot.progress import register
@@ -286,6 +281,76 @@ def migrate() -> None:
     typer.echo("database is up to date")
 
 
+@sources_app.callback(invoke_without_command=True)
+def sources_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False) -> None:
+    """Every source kind with its role and options (name, type, default, description)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from integrations.describe import describe_kinds
+
+    rows = describe_kinds()
+    if as_json:
+        typer.echo(json.dumps([row.to_dict() for row in rows], indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Source kinds (catalog: services.NAME.ROLE: [{kind: ..., options}])", show_lines=True)
+    for column in ("role", "kind", "option", "type", "default", "description"):
+        table.add_column(column)
+    for row in rows:
+        for index, option in enumerate(row.options):
+            default = "required" if option.required else ("" if option.default in (None, [], {}) else repr(option.default))
+            head = (row.role, row.kind) if index == 0 else ("", "")
+            table.add_row(*head, option.name, escape(option.type), escape(default), escape(option.description))
+    # Piped into a file or a pager, the table keeps the width it needs instead of 80 columns.
+    Console(width=None if sys.stdout.isatty() else 180).print(table)
+
+
+@sources_app.command("check")
+def sources_check(service: Annotated[str | None, typer.Argument(help="One service; all when omitted.")] = None) -> None:
+    """Build each source of the catalog's services and ask it whether it answers; exit 1 when one does not."""
+    from integrations.health import check_service
+
+    _setup(stderr_logs=False)
+    catalog = _catalog()
+    names = catalog.names()
+    if service is not None:
+        resolved = catalog.resolve(service)
+        if resolved is None:
+            _fail(f"unknown service '{service}'; known: {', '.join(names) or 'none (set SERVICES_FILE)'}")
+        names = [resolved]
+    failed = 0
+    for name in names:
+        for result in check_service(catalog, name):
+            failed += not result.ok
+            mark = "ok  " if result.ok else "FAIL"
+            typer.echo(f"{mark} {name} {result.label}: {result.detail}")
+    raise typer.Exit(1 if failed else 0)
+
+
+@catalog_app.command("check")
+def catalog_check(file: Annotated[Path | None, typer.Argument(help="Catalog file; SERVICES_FILE when omitted.")] = None) -> None:
+    """Check a catalog's shape and every source's kind and options; print every problem as FILE:LINE and exit 2."""
+    from core.settings import get_settings
+
+    path = file or get_settings().services_file
+    if path is None:
+        _fail("give a catalog file or set SERVICES_FILE")
+    catalog = _catalog(Path(path))
+    count = sum(len(specs) for spec in catalog.services.values() for specs in spec.sources.values())
+    typer.echo(f"{path}: {len(catalog.services)} services, {count} sources, no problems")
+
+
+@catalog_app.command("schema")
+def catalog_schema() -> None:
+    """Print the catalog's JSON schema, generated from every kind's options (committed as contracts/services.schema.json)."""
+    from integrations.describe import catalog_schema as generate
+
+    typer.echo(json.dumps(generate(), indent=2))
+
+
 @api_key_app.command("create")
 def api_key_create(
     name: Annotated[str, typer.Argument()], scope: Annotated[list[str] | None, typer.Option("--scope", help="read, write, admin")] = None
@@ -298,7 +363,6 @@ def api_key_create(
         key, row = create_api_key(name, scope or ["read"])
     except ValueError as exc:
         _fail(str(exc))
-        raise AssertionError from exc
     typer.echo(f"id={row.id} scopes={','.join(row.scopes)}\n{key}")
 
 

@@ -17,10 +17,11 @@ import structlog
 from core.catalog import CatalogError
 from core.models import FollowUp, Investigation, Status
 from core.redaction import redact_text
-from core.runtime import get_catalog
 from core.settings import get_settings
+from integrations.catalog import get_catalog
 from integrations.errors import SourceError
 from integrations.registry import build_sources
+from integrations.roles import CODE
 
 log = structlog.get_logger(__name__)
 
@@ -156,7 +157,7 @@ def _diff(investigation: Investigation, sha: str, path: str) -> str | None:
     spec = catalog.get(investigation.service)
     if spec is None:
         return None
-    for source in build_sources(catalog, spec).code:
+    for source in build_sources(catalog, spec).of(CODE):
         try:
             return source.diff(sha, paths=[path], max_bytes=DIFF_MAX_CHARS * 4)
         except SourceError as exc:

@@ -20,9 +20,11 @@ from core.models import Investigation
 from core.progress import Progress
 from core.queue import redis_alive
 from core.redaction import redact_text
-from core.runtime import get_catalog, get_redis, get_store
+from core.runtime import get_redis, get_store
 from core.settings import Settings, get_settings
-from integrations.incidents.base import IncidentTracker, NewTicket, TrackerError
+from integrations.catalog import get_catalog
+from integrations.incidents.base import NewTicket, TrackerError
+from integrations.incidents.trackers import configured_tracker
 
 log = structlog.get_logger(__name__)
 
@@ -36,15 +38,6 @@ def register_thread_link(resolver: ThreadLink) -> None:
     """Let a chat surface say where an investigation's thread is (the bot registers Slack permalinks)."""
     if resolver not in _thread_links:
         _thread_links.append(resolver)
-
-
-def build_tracker(settings: Settings) -> IncidentTracker | None:
-    """The configured tracker, or None when JIRA_URL/JIRA_USER/JIRA_API_TOKEN are not all set."""
-    if not (settings.jira_url and settings.jira_user and settings.jira_api_token):
-        return None
-    from integrations.incidents.jira import JiraTracker
-
-    return JiraTracker(url=settings.jira_url, user=settings.jira_user, token=settings.jira_api_token.get_secret_value())
 
 
 def _label(text: str) -> str:
@@ -115,7 +108,7 @@ def create_ticket(investigation_id: str) -> str | None:
         redis = get_redis()
         progress = Progress(store, investigation_id, redis if redis_alive(redis) else None)
         try:
-            tracker = build_tracker(settings)
+            tracker = configured_tracker(settings)
             if tracker is None:
                 raise TrackerError("Jira is not configured (set JIRA_URL, JIRA_USER and JIRA_API_TOKEN)", permanent=True)
             ticket = ticket_for(investigation, settings, thread_url=_thread_url(investigation))

@@ -16,11 +16,13 @@ from agents.flows import settle_followers
 from agents.pipeline import investigate as run_pipeline
 from core.alert import Alert
 from core.catalog import CatalogError
+from core.degraded import Degradation
 from core.logging import bind_investigation, unbind_investigation
 from core.models import Investigation, Status
 from core.progress import Progress
 from core.queue import redis_alive
-from core.runtime import get_catalog, get_redis, get_store
+from core.runtime import get_redis, get_store
+from integrations.catalog import get_catalog
 from integrations.registry import ServiceSources, build_sources
 
 log = structlog.get_logger(__name__)
@@ -37,10 +39,10 @@ def _sources_for(row: Investigation) -> ServiceSources:
     try:
         catalog = get_catalog()
     except CatalogError as exc:
-        return ServiceSources(errors=[("catalog", str(exc))])
+        return ServiceSources(errors=[Degradation("catalog", str(exc))])
     spec = catalog.get(row.service)
     if spec is None:
-        return ServiceSources(errors=[("catalog", f"service '{row.service}' is not in the service catalog")])
+        return ServiceSources(errors=[Degradation("catalog", f"service '{row.service}' is not in the service catalog")])
     return build_sources(catalog, spec)
 
 

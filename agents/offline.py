@@ -228,6 +228,6 @@ def write_report(evidence: Evidence, alert: Alert, *, investigation_id: str | No
         timeline=[TimelineEntry(at=isoformat(t.at) or "", event=t.event, source=t.source) for t in evidence.timeline],
         actions=_actions(evidence),
         runbooks=[RunbookRef(title=r.title, path=r.path, score=r.score) for r in evidence.runbooks],
-        degraded=[Degraded(component=c, reason=r) for c, r in evidence.degraded],
+        degraded=[Degraded(component=d.component, reason=d.reason) for d in evidence.degraded],
         analyst="offline",
     )

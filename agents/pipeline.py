@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,15 @@ from agents.evidence.model import Evidence, EvidenceInputs
 from agents.offline import write_report
 from agents.report import Degraded, Report
 from core.alert import Alert
+from core.catalog import SourceSpec
+from core.degraded import Degradation
 from core.metrics import inc, observe
 from core.redaction import redact
 from core.settings import Settings, get_settings
 from core.tracing import tracer
-from integrations.code.base import ChangeSource, Commit, Deploy, DeploySource
 from integrations.errors import SourceError
-from integrations.metrics.base import MetricSource, Series
-from integrations.registry import ServiceSources
+from integrations.registry import ServiceSources, build_specs
+from integrations.roles import METRICS, ROLES
 
 log = structlog.get_logger(__name__)
 
@@ -50,48 +52,35 @@ def gather(
     sources: ServiceSources,
     deadline_s: float = GATHER_DEADLINE_S,
 ) -> EvidenceInputs:
-    """Fetch commits, deploys, metrics and runbooks in parallel; logs stay sources for the engine to stream."""
+    """Read every role that is gathered up front, all sources in parallel; logs stay sources for the engine to stream."""
     inputs = EvidenceInputs(
-        alert=alert,
-        service=service,
-        window_start=window_start,
-        window_end=window_end,
-        log_sources=list(sources.logs),
-        change_sources=list(sources.code),
-        degraded=list(sources.errors),
+        alert=alert, service=service, window_start=window_start, window_end=window_end, sources=sources, degraded=list(sources.errors)
     )
-    jobs: dict[Future[Any], tuple[str, Callable[[Any], None]]] = {}
+    jobs: dict[Future[Any], tuple[str, list[Any]]] = {}
     # Not a `with` block: a hanging source must not hold the investigation past its deadline.
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gather")
-
-    def submit(label: str, call: Callable[[], Any], keep: Callable[[Any], None]) -> None:
-        # Each source runs on a pool thread: carry the current span over so its span nests under the investigation's.
-        ctx = contextvars.copy_context()
-        jobs[pool.submit(ctx.run, _traced, label, call)] = (label, keep)
-
-    for code in sources.code:
-        submit(f"code:{code.name}", _bind_commits(code, window_start, window_end), inputs.commits.extend)
-    for dep in sources.deploys:
-        submit(f"deploys:{dep.name}", _bind_deploys(dep, window_start, window_end), inputs.deploys.extend)
-    for met in sources.metrics:
-        submit(f"metrics:{met.name}", _bind_series(met, window_start, window_end), inputs.series.extend)
-    for rb in sources.runbooks:
-        submit(f"runbooks:{rb.name}", rb.runbooks, inputs.runbooks.extend)
+    for role in ROLES:
+        if role.gather is None:
+            continue
+        for entry in sources.entries(role):
+            # Each source runs on a pool thread: carry the current span over so its span nests under the investigation's.
+            call = partial(role.gather, entry.source, window_start, window_end)
+            jobs[pool.submit(contextvars.copy_context().run, _traced, entry.label, call)] = (entry.label, inputs.gathered[role.name])
     done, pending = wait(jobs, timeout=deadline_s)
     for future in done:
-        label, keep = jobs[future]
+        label, into = jobs[future]
         error = future.exception()
         if error is None:
-            keep(future.result())
+            into.extend(future.result())
         else:
             reason = str(error) if isinstance(error, SourceError) else f"{type(error).__name__}: {error}"
             log.warning("source_failed", source=label, reason=reason)
             inc("integration_errors_total", source=label)
-            inputs.degraded.append((label, reason))
+            inputs.degraded.append(Degradation(label, reason))
     for future in pending:
         label, _ = jobs[future]
         inc("integration_errors_total", source=label)
-        inputs.degraded.append((label, f"no answer within {deadline_s:.0f}s; skipped"))
+        inputs.degraded.append(Degradation(label, f"no answer within {deadline_s:.0f}s; skipped"))
         future.cancel()
     pool.shutdown(wait=False, cancel_futures=True)
     inputs.commits.sort(key=lambda c: c.committed_at, reverse=True)
@@ -116,18 +105,6 @@ def _stage(name: str, investigation_id: str | None, timings: dict[str, float]) -
             elapsed = time.perf_counter() - started
             timings[f"{name}_s"] = round(elapsed, 3)
             observe("stage_duration_seconds", elapsed, stage=name)
-
-
-def _bind_commits(src: ChangeSource, start: datetime, end: datetime) -> Callable[[], list[Commit]]:
-    return lambda: src.commits(start, end)
-
-
-def _bind_deploys(src: DeploySource, start: datetime, end: datetime) -> Callable[[], list[Deploy]]:
-    return lambda: src.deploys(start, end)
-
-
-def _bind_series(src: MetricSource, start: datetime, end: datetime) -> Callable[[], list[Series]]:
-    return lambda: src.series(start, end)
 
 
 def analyse(
@@ -205,7 +182,7 @@ def investigate(
             investigation_id=investigation_id,
             settings=settings,
             progress=progress,
-            has_metrics=bool(sources.metrics),
+            has_metrics=bool(sources.of(METRICS)),
             sources=sources,
         )
     timings["total_s"] = round(time.perf_counter() - started, 3)
@@ -214,34 +191,26 @@ def investigate(
     return Report.model_validate(redact(report.to_json_dict()))
 
 
-def local_sources(
-    *, logs: Path | None, repo: Path | None, deploys: Path | None, metrics: Path | None, runbooks: Path | None, branch: str = "main"
-) -> ServiceSources:
-    """Sources for a one-off investigation from paths on disk (the CLI's --logs/--repo/...)."""
-    from integrations.code.deploys_file import DeploysFile
-    from integrations.code.git import GitChangeSource
-    from integrations.logs.files import FileLogSource
-    from integrations.metrics.csv_file import MetricsCsv
-    from integrations.runbooks.folder import RunbookFolder
+# The command line's path flags, each one source of a local kind: (role, kind, option that takes the path).
+PATH_FLAGS: dict[str, tuple[str, str, str]] = {
+    "logs": ("logs", "files", "paths"),
+    "repo": ("code", "git", "path"),
+    "deploys": ("deploys", "deploys_file", "path"),
+    "metrics": ("metrics", "metrics_csv", "path"),
+    "runbooks": ("runbooks", "runbooks_dir", "path"),
+}
 
-    built = ServiceSources()
-    attempts: list[tuple[str, Callable[[], Any], list[Any]]] = []
-    if logs is not None:
-        attempts.append(("logs:files", lambda: FileLogSource([str(logs)], base_dir=Path.cwd()), built.logs))
-    if repo is not None:
-        attempts.append(("code:git", lambda: GitChangeSource(repo, branch=branch), built.code))
-    if deploys is not None:
-        attempts.append(("deploys:deploys_file", lambda: DeploysFile(deploys), built.deploys))
-    if metrics is not None:
-        attempts.append(("metrics:metrics_csv", lambda: MetricsCsv(metrics), built.metrics))
-    if runbooks is not None:
-        attempts.append(("runbooks:runbooks_dir", lambda: RunbookFolder(runbooks), built.runbooks))
-    for label, make, target in attempts:
-        try:
-            target.append(make())
-        except SourceError as exc:
-            built.errors.append((label, str(exc)))
-    return built
+
+def path_specs(**paths: Path | None) -> dict[str, list[SourceSpec]]:
+    """Catalog entries for paths given on the command line (`logs=`, `repo=`, ...), to be built by the registry."""
+    specs: dict[str, list[SourceSpec]] = {}
+    for flag, path in paths.items():
+        if path is None:
+            continue
+        role, kind, option = PATH_FLAGS[flag]
+        value: str | list[str] = [str(path)] if option == "paths" else str(path)
+        specs.setdefault(role, []).append(SourceSpec.model_validate({"kind": kind, option: value}))
+    return specs
 
 
 def run_local(
@@ -257,7 +226,8 @@ def run_local(
     progress: ProgressFn = _quiet,
 ) -> Report:
     """Investigate an alert against paths on disk, with no catalog and no store."""
-    sources = local_sources(logs=logs, repo=repo, deploys=deploys, metrics=metrics, runbooks=runbooks)
+    specs = path_specs(logs=logs, repo=repo, deploys=deploys, metrics=metrics, runbooks=runbooks)
+    sources = build_specs(specs, Path.cwd())
     return investigate(
         alert=alert,
         service=alert.service,

@@ -18,7 +18,8 @@ from bot.service_mapping import catalog_service_for, how_to_map
 from core.catalog import CatalogError
 from core.models import Source
 from core.queue import QueueUnavailable
-from core.runtime import get_catalog, get_store
+from core.runtime import get_store
+from integrations.catalog import get_catalog
 
 log = structlog.get_logger(__name__)
 

@@ -23,25 +23,6 @@ SERVER_ERROR_RETRIES = 2
 CONNECTION_RETRIES = 2
 TIMEOUT_S = 10
 
-# Errors that retrying cannot fix: the caller tells a human instead.
-PERMANENT_ERRORS = frozenset(
-    {
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "missing_scope",
-        "msg_too_long",
-        "invalid_blocks",
-        "message_not_found",
-        "cant_update_message",
-        "user_not_found",
-        "user_not_in_channel",
-    }
-)
-
 
 class MeteredWebClient(WebClient):
     """A WebClient that counts every call by method and outcome (after its retries)."""

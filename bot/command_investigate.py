@@ -24,8 +24,8 @@ from core.alert import Alert
 from core.catalog import Catalog, CatalogError, parse_duration
 from core.models import Source
 from core.queue import QueueUnavailable
-from core.runtime import get_catalog
 from core.timeparse import ACCEPTED_TIME_FORMS, parse_at
+from integrations.catalog import get_catalog
 
 log = structlog.get_logger(__name__)
 

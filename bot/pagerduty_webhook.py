@@ -24,9 +24,10 @@ from core.alert import Alert
 from core.catalog import CatalogError
 from core.models import Source
 from core.queue import QueueUnavailable
-from core.runtime import get_catalog, get_store
+from core.runtime import get_store
 from core.settings import Settings
 from core.timeparse import parse_iso
+from integrations.catalog import get_catalog
 
 log = structlog.get_logger(__name__)
 

@@ -34,8 +34,9 @@ from core.catalog import CatalogError
 from core.models import Investigation, ProgressEvent, Status
 from core.progress import subscribe, unsubscribe
 from core.redaction import redact, redact_text
-from core.runtime import get_catalog, get_redis, get_store
+from core.runtime import get_redis, get_store
 from core.settings import Settings, get_settings
+from integrations.catalog import get_catalog
 
 log = structlog.get_logger(__name__)
 

@@ -8,18 +8,31 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.roles import ROLE_NAMES
 
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class CatalogError(ValueError):
-    """The catalog cannot be used; the message says where and why."""
+    """The catalog cannot be used; the message says where and why, one line per problem."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+    @classmethod
+    def listing(cls, path: Path, root: yaml.Node, problems: list[tuple[tuple[int | str, ...], str]]) -> CatalogError:
+        located = sorted(((_node_at(root, loc).start_mark.line + 1, loc, message) for loc, message in problems), key=lambda p: p[0])
+        lines = [f"{path}:{line}: {'.'.join(str(p) for p in loc) or '(top level)'}: {message}" for line, loc, message in located]
+        return cls("\n".join(lines), lines)
 
 
 def parse_duration(text: str) -> int:
@@ -31,7 +44,7 @@ def parse_duration(text: str) -> int:
 
 
 class SourceSpec(BaseModel):
-    """One evidence source; each kind reads its own extra keys."""
+    """One evidence source as the catalog names it: a kind and that kind's own options, checked by the registry."""
 
     model_config = ConfigDict(extra="allow")
     kind: str
@@ -42,16 +55,27 @@ class SourceSpec(BaseModel):
 
 
 class ServiceSpec(BaseModel):
+    """A service: how people and alerts name it, and its sources under one key per role (`logs:`, `code:`, ...)."""
+
     model_config = ConfigDict(extra="forbid")
     aliases: list[str] = Field(default_factory=list)
     pagerduty_service_ids: list[str] = Field(default_factory=list)
     channel: str | None = None
     jira_project: str | None = None
-    logs: list[SourceSpec] = Field(default_factory=list)
-    code: list[SourceSpec] = Field(default_factory=list)
-    deploys: list[SourceSpec] = Field(default_factory=list)
-    metrics: list[SourceSpec] = Field(default_factory=list)
-    runbooks: list[SourceSpec] = Field(default_factory=list)
+    sources: dict[str, list[SourceSpec]] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_roles(cls, data: Any) -> Any:
+        # The YAML keeps each role beside the service's other keys; the model keeps them in one table keyed by role.
+        if not isinstance(data, dict) or "sources" in data:
+            return data
+        roles = {key: data[key] for key in ROLE_NAMES if key in data}
+        rest = {key: value for key, value in data.items() if key not in roles}
+        return {**rest, "sources": roles}
+
+    def specs(self, role: str) -> list[SourceSpec]:
+        return self.sources.get(role, [])
 
 
 class Defaults(BaseModel):
@@ -114,8 +138,17 @@ def _node_at(root: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
     return node
 
 
-def load_catalog(path: Path) -> Catalog:
-    """Read and validate a catalog file, or raise CatalogError naming file, line and field."""
+Location = tuple[int | str, ...]
+# Checks one source's kind and options against the registry: (location inside the source, message) per problem.
+SourceCheck = Callable[[str, SourceSpec], list[tuple[Location, str]]]
+
+
+def load_catalog(path: Path, check_source: SourceCheck | None = None) -> Catalog:
+    """Read and validate a catalog file, or raise CatalogError listing every problem as `FILE:LINE: FIELD: message`.
+
+    `check_source` adds the registry's checks of each source's kind and options: core
+    knows the catalog's shape, only the integrations know what each kind accepts.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -129,16 +162,60 @@ def load_catalog(path: Path) -> Catalog:
         raise CatalogError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
     if not isinstance(data, dict) or root is None:
         raise CatalogError(f"{path}:1: the catalog must be a mapping with a 'services' key")
+    problems: list[tuple[Location, str]] = []
+    catalog: Catalog | None = None
     try:
         catalog = Catalog.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        node = _node_at(root, loc)
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        raise CatalogError(f"{path}:{node.start_mark.line + 1}: {field}: {first['msg']}") from exc
+        problems = [_structure_problem(error) for error in exc.errors()]
+    if check_source is not None:
+        problems.extend(_source_problems(data, check_source))
+    if problems or catalog is None:
+        raise CatalogError.listing(path, root, problems)
     catalog.base_dir = path.resolve().parent
     return catalog
+
+
+def _source_problems(data: dict[str, Any], check_source: SourceCheck) -> list[tuple[Location, str]]:
+    """The registry's problems with every source entry that has a kind, read from the raw file.
+
+    Read from the raw data rather than the model so that a mistake elsewhere in the file
+    does not hide them: the person fixing the catalog sees every problem in one go.
+    """
+    problems: list[tuple[Location, str]] = []
+    services = data.get("services")
+    for name, service in services.items() if isinstance(services, dict) else ():
+        for role in ROLE_NAMES:
+            entries = service.get(role) if isinstance(service, dict) else None
+            for index, entry in enumerate(entries if isinstance(entries, list) else ()):
+                if isinstance(entry, dict) and isinstance(entry.get("kind"), str):
+                    spec = SourceSpec.model_validate(entry)
+                    problems.extend((("services", name, role, index, *loc), message) for loc, message in check_source(role, spec))
+    return problems
+
+
+def _structure_problem(error: Any) -> tuple[Location, str]:
+    # The role lists live under `sources` in the model but beside the other keys in the file.
+    loc: Location = tuple(part for index, part in enumerate(error["loc"]) if not (index == 2 and part == "sources"))
+    if error["type"] == "extra_forbidden":
+        return loc, unknown_key(str(loc[-1]), _allowed_at(loc[:-1]))
+    return loc, str(error["msg"])
+
+
+def _allowed_at(parent: Location) -> list[str]:
+    if not parent:
+        return [name for name, info in Catalog.model_fields.items() if not info.exclude]
+    if parent == ("defaults",):
+        return list(Defaults.model_fields)
+    return [name for name in ServiceSpec.model_fields if name != "sources"] + list(ROLE_NAMES)
+
+
+def unknown_key(key: str, allowed: Iterable[str], what: str = "key", where: str = "") -> str:
+    """`unknown key 'pathz' (did you mean 'paths'?)`, or the known keys when none is close."""
+    allowed = sorted(allowed)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(allowed) or 'none'}"
+    return f"unknown {what} '{key}'{where} ({hint})"
 
 
 def empty_catalog() -> Catalog:

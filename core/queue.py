@@ -40,7 +40,6 @@ class AlreadyQueued(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class Enqueued:
     job_id: str
-    inline: bool
 
 
 def resolve(path: str) -> Callable[..., Any]:
@@ -96,20 +95,6 @@ def enqueue(
             if lock is not None:
                 redis.delete(lock)
             raise
-        return Enqueued(job_id=job.id, inline=False)
+        return Enqueued(job_id=job.id)
     except (RedisError, OSError) as exc:
         raise QueueUnavailable(f"the job queue (Redis) is not answering: {exc}") from exc
-
-
-def enqueue_or_run(
-    redis: Redis, func: str, *args: Any, job_id: str | None = None, on_failure: str | None = None, inline_allowed: bool = True
-) -> Enqueued:
-    """Enqueue; when Redis is down and running here is allowed (CLI, embedded mode), run the job now."""
-    try:
-        return enqueue(redis, func, *args, job_id=job_id, on_failure=on_failure)
-    except QueueUnavailable:
-        if not inline_allowed:
-            raise
-        log.warning("queue_unavailable_running_inline", func=func, job_id=job_id)
-        resolve(func)(*args)
-        return Enqueued(job_id=job_id or "inline", inline=True)

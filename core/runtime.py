@@ -1,4 +1,4 @@
-"""Process-wide handles built from settings: the store and the Redis connection.
+"""Process-wide handles built from settings: the store and the Redis connection (the catalog: `integrations.catalog`).
 
 Built lazily so that importing a module never opens a connection.
 """
@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from pathlib import Path
 
 from redis import Redis
 
-from core.catalog import Catalog, empty_catalog, load_catalog
 from core.settings import get_settings
 from core.store import Store
 
@@ -41,17 +39,3 @@ def get_redis() -> Redis:
 def reset_runtime() -> None:
     _store_for.cache_clear()
     _redis_for.cache_clear()
-    _catalog_for.cache_clear()
-
-
-@lru_cache(maxsize=4)
-def _catalog_for(path: str | None) -> Catalog:
-    if path is None:
-        return empty_catalog()
-    return load_catalog(Path(path))
-
-
-def get_catalog() -> Catalog:
-    """The service catalog named by SERVICES_FILE (empty when unset); raises CatalogError when invalid."""
-    path = get_settings().services_file
-    return _catalog_for(str(path) if path else None)

@@ -41,3 +41,8 @@ def isoformat(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC; a naive one is taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,118 +1,138 @@
-"""Builds a service's evidence sources from its catalog entry.
+"""Every source kind, and the only way to build sources: from catalog entries, checked against each kind's options.
 
-A new source kind is one module plus one line in the table of its role.
+A new source kind is one module with a `KIND` descriptor plus one line in `KINDS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from core.catalog import Catalog, ServiceSpec, SourceSpec
-from core.settings import get_settings
-from integrations.code.base import ChangeSource, DeploySource
+from pydantic import ValidationError
+
+from core.catalog import Catalog, Location, ServiceSpec, SourceSpec, unknown_key
+from core.degraded import Degradation
+from integrations.code import deploys_file, git
 from integrations.errors import SourceError
-from integrations.logs.base import LogSource
-from integrations.metrics.base import MetricSource
-from integrations.runbooks.base import RunbookSource
+from integrations.logs import files
+from integrations.metrics import csv_file, prometheus
+from integrations.plugin import SourceKind, SourceOptions
+from integrations.roles import BY_NAME, ROLES, Role
+from integrations.runbooks import folder
 
-Factory = Callable[[SourceSpec, Path], Any]
+KINDS: tuple[SourceKind[Any, Any], ...] = (
+    files.KIND,
+    git.KIND,
+    deploys_file.KIND,
+    csv_file.KIND,
+    prometheus.KIND,
+    folder.KIND,
+)
 
+_BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}
+for _kind in KINDS:
+    _BY_ROLE[_kind.role.name][_kind.name] = _kind
 
-def _files(spec: SourceSpec, base: Path) -> LogSource:
-    from integrations.logs.files import FileLogSource
-
-    paths = spec.options.get("paths") or ([spec.options["path"]] if "path" in spec.options else [])
-    if not paths:
-        raise SourceError("a 'files' log source needs 'paths'")
-    return FileLogSource([str(p) for p in paths], base_dir=base)
-
-
-def _git(spec: SourceSpec, base: Path) -> ChangeSource:
-    from integrations.code.git import GitChangeSource, import_fast_export
-
-    path = _path(spec, base)
-    if path.is_file():
-        # A history shipped as a `git fast-export` stream (incident bundles, fixtures) is imported once and reused.
-        path = import_fast_export(path, get_settings().data_dir / "repos")
-    return GitChangeSource(path, branch=str(spec.options.get("branch", "main")), url_template=spec.options.get("url_template"))
+SourceT = TypeVar("SourceT")
 
 
-def _deploys_file(spec: SourceSpec, base: Path) -> DeploySource:
-    from integrations.code.deploys_file import DeploysFile
+@dataclass
+class BuiltSource:
+    """A source ready to read, with its label (`logs:files`) and the kind it was built by (None: built by hand, in tests)."""
 
-    return DeploysFile(_path(spec, base))
-
-
-def _metrics_csv(spec: SourceSpec, base: Path) -> MetricSource:
-    from integrations.metrics.csv_file import MetricsCsv
-
-    return MetricsCsv(_path(spec, base))
-
-
-def _runbooks_dir(spec: SourceSpec, base: Path) -> RunbookSource:
-    from integrations.runbooks.folder import RunbookFolder
-
-    return RunbookFolder(_path(spec, base))
-
-
-def _path(spec: SourceSpec, base: Path) -> Path:
-    raw = spec.options.get("path")
-    if not raw:
-        raise SourceError(f"a '{spec.kind}' source needs 'path'")
-    path = Path(str(raw))
-    return path if path.is_absolute() else base / path
-
-
-LOG_KINDS: dict[str, Factory] = {"files": _files}
-CODE_KINDS: dict[str, Factory] = {"git": _git}
-DEPLOY_KINDS: dict[str, Factory] = {"deploys_file": _deploys_file}
-METRIC_KINDS: dict[str, Factory] = {"metrics_csv": _metrics_csv}
-RUNBOOK_KINDS: dict[str, Factory] = {"runbooks_dir": _runbooks_dir}
+    label: str
+    source: Any
+    kind: SourceKind[Any, Any] | None = None
 
 
 @dataclass
 class ServiceSources:
-    logs: list[LogSource] = field(default_factory=list)
-    code: list[ChangeSource] = field(default_factory=list)
-    deploys: list[DeploySource] = field(default_factory=list)
-    metrics: list[MetricSource] = field(default_factory=list)
-    runbooks: list[RunbookSource] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    """A service's built sources by role, and a degradation for each that could not be built."""
+
+    built: dict[str, list[BuiltSource]] = field(default_factory=lambda: {role.name: [] for role in ROLES})
+    errors: list[Degradation] = field(default_factory=list)
+
+    def of(self, role: Role[SourceT, Any]) -> list[SourceT]:
+        """The sources of one role, typed as its Protocol."""
+        return [entry.source for entry in self.built[role.name]]
+
+    def entries(self, role: Role[Any, Any]) -> list[BuiltSource]:
+        return self.built[role.name]
+
+    def add(self, role: Role[SourceT, Any], source: SourceT, *, label: str | None = None, kind: SourceKind[Any, Any] | None = None) -> None:
+        name = getattr(source, "name", type(source).__name__)
+        self.built[role.name].append(BuiltSource(label or f"{role.name}:{name}", source, kind))
+
+    @classmethod
+    def holding(cls, sources: dict[Role[Any, Any], list[Any]]) -> ServiceSources:
+        """Sources built elsewhere (benchmarks, tests, a caller with its own objects), by role."""
+        built = cls()
+        for role, listed in sources.items():
+            for source in listed:
+                built.add(role, source)
+        return built
+
+
+def kinds_of(role: str) -> dict[str, SourceKind[Any, Any]]:
+    return _BY_ROLE.get(role, {})
+
+
+def find_kind(role: str, name: str) -> SourceKind[Any, Any] | None:
+    return _BY_ROLE.get(role, {}).get(name)
+
+
+def check_source(role: str, spec: SourceSpec) -> list[tuple[Location, str]]:
+    """Every problem with one catalog source: an unknown kind, or options its kind does not accept."""
+    kind = find_kind(role, spec.kind)
+    if kind is None:
+        return [(("kind",), _unknown_kind(role, spec.kind))]
+    try:
+        kind.options.model_validate(spec.options)
+    except ValidationError as exc:
+        return [_option_problem(kind, error) for error in exc.errors()]
+    return []
+
+
+def parse_options(spec: SourceSpec, role: str) -> tuple[SourceKind[Any, Any], SourceOptions]:
+    """The kind and validated options of a catalog source; SourceError naming every problem otherwise."""
+    problems = check_source(role, spec)
+    kind = find_kind(role, spec.kind)
+    if problems or kind is None:
+        raise SourceError("; ".join(f"{'.'.join(map(str, loc))}: {message}" for loc, message in problems))
+    return kind, kind.options.model_validate(spec.options)
 
 
 def build_sources(catalog: Catalog, service: ServiceSpec) -> ServiceSources:
-    """Every source the catalog lists for a service; one that cannot be built becomes an error entry, not an exception."""
+    """Every source the catalog lists for a service; one that cannot be built becomes a degradation, not an exception."""
+    return build_specs(service.sources, catalog.base_dir)
+
+
+def build_specs(specs: dict[str, list[SourceSpec]], base_dir: Path) -> ServiceSources:
     built = ServiceSources()
-    roles: list[tuple[str, list[SourceSpec], dict[str, Factory], list[Any]]] = [
-        ("logs", service.logs, LOG_KINDS, built.logs),
-        ("code", service.code, CODE_KINDS, built.code),
-        ("deploys", service.deploys, DEPLOY_KINDS, built.deploys),
-        ("metrics", service.metrics, METRIC_KINDS, built.metrics),
-        ("runbooks", service.runbooks, RUNBOOK_KINDS, built.runbooks),
-    ]
-    for role, specs, kinds, target in roles:
-        for spec in specs:
-            factory = kinds.get(spec.kind)
-            if factory is None:
-                built.errors.append(
-                    (f"{role}:{spec.kind}", f"unknown {role} source kind '{spec.kind}' (known: {', '.join(sorted(kinds))})")
-                )
-                continue
+    for role in ROLES:
+        for spec in specs.get(role.name, []):
+            label = f"{role.name}:{spec.kind}"
             try:
-                target.append(factory(spec, catalog.base_dir))
+                kind, options = parse_options(spec, role.name)
+                label = f"{role.name}:{kind.label(options)}"
+                built.add(kind.role, kind.build(options, base_dir), label=label, kind=kind)
             except SourceError as exc:
-                built.errors.append((f"{role}:{spec.kind}", str(exc)))
+                built.errors.append(Degradation(label, str(exc)))
     return built
 
 
-def known_kinds() -> dict[str, list[str]]:
-    return {
-        "logs": sorted(LOG_KINDS),
-        "code": sorted(CODE_KINDS),
-        "deploys": sorted(DEPLOY_KINDS),
-        "metrics": sorted(METRIC_KINDS),
-        "runbooks": sorted(RUNBOOK_KINDS),
-    }
+def _unknown_kind(role: str, name: str) -> str:
+    elsewhere = [other for other in BY_NAME if other != role and name in _BY_ROLE[other]]
+    if elsewhere:
+        return f"'{name}' is a {elsewhere[0]} source, not a {role} source"
+    return unknown_key(name, _BY_ROLE.get(role, {}), what=f"{role} source kind")
+
+
+def _option_problem(kind: SourceKind[Any, Any], error: Any) -> tuple[Location, str]:
+    loc: Location = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        return loc, unknown_key(str(loc[-1]), [*kind.options.model_fields, "kind"], what="option", where=f" for a '{kind.name}' source")
+    if error["type"] == "missing":
+        return loc, f"'{loc[-1]}' is required for a '{kind.name}' source"
+    return loc, str(error["msg"]).removeprefix("Value error, ")

@@ -18,9 +18,10 @@ from core.alert import Alert, AlertError, alert_from_payload
 from core.catalog import CatalogError, parse_duration
 from core.models import FollowUp, Investigation, JiraLink, Source, Status
 from core.queue import QueueUnavailable
-from core.runtime import get_catalog, get_store
+from core.runtime import get_store
 from core.settings import get_settings
 from core.store import InvestigationFilter, decode_cursor
+from integrations.catalog import get_catalog
 from web.api.schemas import (
     CreateInvestigation,
     FollowUpOut,

@@ -30,7 +30,7 @@ from agents.crew.config import AgentSpec, CrewConfig, choose_specialists, facts_
 from agents.crew.digest import Digest
 from agents.crew.env import ensure_crewai_env
 from agents.crew.events import ProgressRelay
-from agents.crew.tools import Toolbox, ToolSources
+from agents.crew.tools import Toolbox
 from agents.crew.transport import Gate, why_failed
 from agents.crew.verdict import Verdict, apply_verdict
 from agents.evidence.model import Evidence
@@ -188,11 +188,7 @@ def run_crew(
     names = ", ".join(_label(s) for s in plan.specialists) or "no specialist"
     progress(STAGE, f"LLM crew: {names} in parallel, then the incident commander")
     relay = ProgressRelay(progress)
-    toolbox = Toolbox(
-        evidence,
-        digest,
-        ToolSources(logs=sources.logs, code=sources.code, metrics=sources.metrics, runbooks=sources.runbooks) if sources else None,
-    )
+    toolbox = Toolbox(evidence, digest, sources)
     with tracer().start_as_current_span("crew.run", attributes={"crew.specialists": [s.name for s in plan.specialists]}) as span:
         finished, output, error = _run_with_deadline(lambda: _kickoff(config, plan, digest, toolbox, gate, settings, relay), gate)
         usage = _usage(gate)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +23,9 @@ from pydantic import BaseModel, Field
 from agents.crew.digest import Digest, quoted
 from agents.evidence.model import Evidence, SuspectEvidence
 from core.redaction import redact_text
-from integrations.code.base import ChangeSource
-from integrations.logs.base import LogSource
-from integrations.metrics.base import MetricSource, Series
-from integrations.runbooks.base import RunbookSource
+from integrations.metrics.base import Series
+from integrations.registry import ServiceSources
+from integrations.roles import CODE, LOGS, METRICS, RUNBOOKS
 
 log = structlog.get_logger(__name__)
 
@@ -42,16 +40,6 @@ SERIES_POINTS = 24
 NARROW = "narrow your query"
 
 
-@dataclass
-class ToolSources:
-    """The service's sources, when the run has them; without them tools answer from the evidence alone."""
-
-    logs: list[LogSource] = field(default_factory=list)
-    code: list[ChangeSource] = field(default_factory=list)
-    metrics: list[MetricSource] = field(default_factory=list)
-    runbooks: list[RunbookSource] = field(default_factory=list)
-
-
 def result(status: str, params: dict[str, Any], lines: list[str], *, note: str = "") -> str:
     head = f"status: {status}\nparams: {json.dumps(params, default=str)}"
     body = "\n".join(redact_text(line) for line in lines)
@@ -59,10 +47,10 @@ def result(status: str, params: dict[str, Any], lines: list[str], *, note: str =
 
 
 class Toolbox:
-    def __init__(self, evidence: Evidence, digest: Digest, sources: ToolSources | None = None) -> None:
+    def __init__(self, evidence: Evidence, digest: Digest, sources: ServiceSources | None = None) -> None:
         self.evidence = evidence
         self.digest = digest
-        self.sources = sources or ToolSources()
+        self.sources = sources or ServiceSources()
 
     def list_suspects(self) -> str:
         suspects = self.evidence.suspects[:10]
@@ -84,7 +72,7 @@ class Toolbox:
         if signature is not None and not needle:
             match = next((s for s in self.evidence.signatures if s.group_id == signature), None)
             needle = match.template.split("<")[0].strip().lower()[:60] if match else ""
-        raw, cut, scanned_all = self._scan_logs(needle, limit) if needle and self.sources.logs else ([], False, True)
+        raw, cut, scanned_all = self._scan_logs(needle, limit) if needle and self.sources.of(LOGS) else ([], False, True)
         lines += raw
         if not lines:
             return result("no_data", params, [f"no signature or log line in the window matches {query!r}"])
@@ -99,7 +87,7 @@ class Toolbox:
         found: list[str] = []
         scanned = 0
         started = time.monotonic()
-        for source in self.sources.logs:
+        for source in self.sources.of(LOGS):
             try:
                 for event in source.events(self.evidence.window_start, self.evidence.window_end):
                     scanned += 1
@@ -126,10 +114,10 @@ class Toolbox:
             f"message={quoted(suspect.message, 600)}",
             f"files={json.dumps(suspect.files[:20])}" + (f" (+{len(suspect.files) - 20} more)" if len(suspect.files) > 20 else ""),
         ]
-        if not self.sources.code:
+        if not self.sources.of(CODE):
             return result("ok", params, [*lines, "diff: unavailable (no code source in this run)"])
         try:
-            diff = self.sources.code[0].diff(suspect.sha, max_bytes=200_000)
+            diff = self.sources.of(CODE)[0].diff(suspect.sha, max_bytes=200_000)
         except Exception as exc:  # noqa: BLE001  (the model learns the diff is unavailable; the run goes on)
             return result("ok", params, [*lines, f"diff: unavailable ({type(exc).__name__})"])
         hunks, total = relevant_hunks(diff, self._named_paths(), DIFF_LINES)
@@ -147,7 +135,7 @@ class Toolbox:
             if needle in m.metric.lower()
         ]
         matching: list[Series] = []
-        for source in self.sources.metrics:
+        for source in self.sources.of(METRICS):
             try:
                 matching += [s for s in source.series(self.evidence.window_start, self.evidence.window_end) if needle in s.key.lower()]
             except Exception as exc:  # noqa: BLE001  (see show_commit)
@@ -169,7 +157,7 @@ class Toolbox:
                 params,
                 [f"no runbook in the evidence matches {title!r}; the evidence lists: {[r.title for r in self.evidence.runbooks]}"],
             )
-        for source in self.sources.runbooks:
+        for source in self.sources.of(RUNBOOKS):
             try:
                 for book in source.runbooks():
                     if book.path == match.path or book.title == match.title:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from agents.evidence.lexicon import CODE, CREDENTIAL, DEPENDENCY, DNS, NETWORK, NODE, RESOURCE, SCHEMA, TRAFFIC
-from agents.evidence.logstats import GroupStats, service_of_pod
+from agents.evidence.logstats import GroupStats
 from agents.evidence.model import Finding, MetricShiftEvidence
 from agents.evidence.suspects import Candidate
 
@@ -195,7 +195,3 @@ def classify(
     return Classification(
         Finding(category=category, confidence=confidence, component=component, rationale=rationale), details.get(category, ""), votes
     )
-
-
-def pod_services(pods: Iterable[str]) -> set[str]:
-    return {service_of_pod(p) for p in pods}

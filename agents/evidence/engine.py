@@ -6,19 +6,15 @@ fails becomes a `degraded` entry: the engine always returns Evidence.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from agents.evidence import chunks, parallel
-from agents.evidence.chunks import Unit
 from agents.evidence.classify import AWAY_FROM_CODE, KeySignature, classify, our_service, volume_ratio
-from agents.evidence.logstats import LogPart, LogStats
+from agents.evidence.logstats import LogStats
 from agents.evidence.metric_shifts import metric_shifts
 from agents.evidence.model import Evidence, EvidenceInputs, Finding, MetricShiftEvidence, SuspectEvidence, TimelineItem
+from agents.evidence.reading import read_logs
 from agents.evidence.runbook_match import match_runbooks
 from agents.evidence.signatures import Ranked, find_onset, rank_signatures
 from agents.evidence.suspects import (
@@ -31,168 +27,18 @@ from agents.evidence.suspects import (
     score_candidate,
     timing_factor,
 )
+from core.degraded import Degradation
 from core.redaction import redact_text
-from integrations.errors import SourceError
-from integrations.logs.base import LogEvent, LogSource
-from integrations.logs.files import FileLogSource
 
 Progress = Callable[[str, str], None]
-BATCH = 2000
 MAX_SUSPECTS = 10
 # Away-from-code findings keep suspects listed (for the record) but never at a blaming score.
 AWAY_CAP = 0.35
 KEY_MIN_SCORE = 0.12
-# Below this much file data, starting worker processes costs more than it saves.
-PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-# Several units per worker, so that one slow unit does not leave the other cores idle at the end.
-UNITS_PER_WORKER = 16
-MIN_UNIT_BYTES = 4 * 1024 * 1024
 
 
 def _quiet(_stage: str, _message: str) -> None:
     return None
-
-
-def _pump(
-    source: LogSource, start: datetime, end: datetime, out: queue.Queue[list[LogEvent] | BaseException | None], stop: threading.Event
-) -> None:
-    batch: list[LogEvent] = []
-    try:
-        for event in source.events(start, end):
-            batch.append(event)
-            if len(batch) >= BATCH:
-                out.put(batch)
-                batch = []
-                if stop.is_set():
-                    return
-        if batch:
-            out.put(batch)
-        out.put(None)
-    except BaseException as exc:  # noqa: BLE001  (handed to the reader, which records it as degraded)
-        out.put(exc)
-
-
-def _stream(
-    source: LogSource, start: datetime, end: datetime, deadline_s: float, degraded: list[tuple[str, str]], label: str | None = None
-) -> Iterator[LogEvent]:
-    """Events of one source, read in a thread so a hanging source cannot hold the investigation."""
-    channel: queue.Queue[list[LogEvent] | BaseException | None] = queue.Queue(maxsize=32)
-    stop = threading.Event()
-    thread = threading.Thread(target=_pump, args=(source, start, end, channel, stop), daemon=True, name=f"logs-{source.name}")
-    thread.start()
-    give_up = time.monotonic() + deadline_s
-    label = label or f"logs:{getattr(source, 'name', type(source).__name__)}"
-    while True:
-        remaining = give_up - time.monotonic()
-        try:
-            item = channel.get(timeout=max(remaining, 0.01))
-        except queue.Empty:
-            stop.set()
-            degraded.append((label, f"stopped reading after {deadline_s:.0f}s; the evidence covers what was read by then"))
-            return
-        if item is None:
-            return
-        if isinstance(item, BaseException):
-            degraded.append((label, f"{type(item).__name__}: {item}"))
-            return
-        yield from item
-
-
-def read_logs(inputs: EvidenceInputs, progress: Progress, degraded: list[tuple[str, str]]) -> tuple[LogStats, dict[str, int]]:
-    stats = LogStats.merge(_parts(inputs, degraded))
-    per_source = stats.read
-    for name, outside in stats.out_of_window.items():
-        if outside > per_source.get(name, 0):
-            degraded.append((f"logs:{name}", f"{outside} of its events fall outside the window (clock skew or a different day?)"))
-    if stats.untimed and stats.untimed > stats.events // 2:
-        degraded.append(("logs", f"{stats.untimed} of {stats.events} events carry no timestamp; onset and trends use the rest"))
-    progress("reading", f"read {stats.events:,} log events from {len(per_source)} files")
-    return stats, per_source
-
-
-def _parts(inputs: EvidenceInputs, degraded: list[tuple[str, str]]) -> Iterator[LogPart]:
-    """Every source read into parts, in source order; large file sources by worker processes."""
-    start, end, deadline_s = inputs.window_start, inputs.window_end, inputs.log_deadline_s
-    plan = _plan(inputs.log_sources, deadline_s)
-    pool = parallel.Pool([u for _, units in plan for u in units or ()], start, end, parallel.worker_count()) if plan else None
-    futures = iter(pool.futures if pool is not None else ())
-    give_up = time.monotonic() + deadline_s
-    try:
-        for source, units in plan or [(source, None) for source in inputs.log_sources]:
-            if units is None:
-                yield _read_inline(source, start, end, deadline_s, degraded)
-                continue
-            label = f"logs:{source.name}"
-            stopped = False
-            for unit, future in zip(units, futures, strict=False):
-                try:
-                    part = future.result(timeout=max(give_up - time.monotonic(), 0.0))
-                except TimeoutError:
-                    stopped = True
-                    continue
-                except parallel.WorkerLost:
-                    part = _read_inline(_UnitSource(unit), start, end, max(give_up - time.monotonic(), 0.01), degraded, label)
-                if part.error is not None:
-                    degraded.append((label, part.error))
-                yield part
-            if stopped:
-                degraded.append((label, f"stopped reading after {deadline_s:.0f}s; the evidence covers what was read by then"))
-    finally:
-        if pool is not None:
-            pool.close()
-
-
-def _plan(sources: list[LogSource], deadline_s: float) -> list[tuple[LogSource, list[Unit] | None]] | None:
-    """Units for worker processes, for the file sources (None for the others); None when reading in-process pays better."""
-    workers = parallel.worker_count()
-    if workers < 2:
-        return None
-    files = [(source, _sizes(source, deadline_s) if type(source) is FileLogSource else None) for source in sources]
-    total = sum(size for _, listed in files for _, size in listed or ())
-    if total < PARALLEL_MIN_BYTES:
-        return None
-    target = max(MIN_UNIT_BYTES, total // (workers * UNITS_PER_WORKER))
-    return [(source, None if listed is None else [u for path, _ in listed for u in chunks.split(path, target)]) for source, listed in files]
-
-
-def _sizes(source: FileLogSource, deadline_s: float) -> list[tuple[Path, int]] | None:
-    """The source's files and their sizes; None when listing them fails or hangs (a stale mount).
-
-    The source is then read in-process, where what is wrong becomes a degraded entry as it always has.
-    """
-    answer: queue.Queue[list[tuple[Path, int]] | None] = queue.Queue()
-
-    def listing() -> None:
-        try:
-            answer.put([(path, path.stat().st_size) for path in source.files()])
-        except (OSError, SourceError):
-            answer.put(None)
-
-    threading.Thread(target=listing, daemon=True, name=f"logs-list-{source.name}").start()
-    try:
-        return answer.get(timeout=deadline_s)
-    except queue.Empty:
-        return None
-
-
-class _UnitSource:
-    """One unit as a log source, for reading it in-process when its worker is gone."""
-
-    def __init__(self, unit: Unit) -> None:
-        self.unit = unit
-        self.name = unit.name
-
-    def events(self, start: datetime, end: datetime) -> Iterator[LogEvent]:
-        return parallel.unit_events(self.unit, start, end)
-
-
-def _read_inline(
-    source: LogSource, start: datetime, end: datetime, deadline_s: float, degraded: list[tuple[str, str]], label: str | None = None
-) -> LogPart:
-    part = LogPart(start, end)
-    for event in _stream(source, start, end, deadline_s, degraded, label):
-        part.add(event)
-    return part.seal()
 
 
 def _key_signatures(ranked: list[Ranked]) -> list[KeySignature]:
@@ -226,11 +72,11 @@ def _suspects(
     stats: LogStats,
     keys: list[KeySignature],
     onset: datetime,
-    degraded: list[tuple[str, str]],
+    degraded: list[Degradation],
     service_names: set[str],
 ) -> tuple[list[Candidate], list[dict[str, object]], list[str]]:
     """Ranked candidates, the deploys found, and the services that run this repository's code."""
-    ranker = SuspectRanker(inputs.change_sources, service_names=service_names, degraded=lambda c, r: degraded.append((c, r)))
+    ranker = SuspectRanker(inputs.change_sources, service_names=service_names, degraded=lambda c, r: degraded.append(Degradation(c, r)))
     events = ranker.deploy_events(inputs.deploys, stats.markers.values(), stats.pods) if inputs.change_sources else []
     earliest = min([inputs.window_start, *(e.at for e in events)]) - COMMIT_LOOKBACK
     commits = {c.sha: c for c in inputs.commits}
@@ -332,16 +178,16 @@ def _timeline(
 def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] | None = None) -> Evidence:
     report = progress or _quiet
     started = time.perf_counter()
-    degraded: list[tuple[str, str]] = list(inputs.degraded)
+    degraded: list[Degradation] = list(inputs.degraded)
     alert_at = inputs.alert.created_at.astimezone(UTC)
     timings: dict[str, float] = {}
 
-    stats, _per_source = read_logs(inputs, report, degraded)
+    stats = read_logs(inputs, report, degraded)
     timings["logs_s"] = time.perf_counter() - started
     onset, _key_gid = find_onset(stats, inputs.window_start, inputs.window_end, alert_at)
     if onset is None:
         if stats.events:
-            degraded.append(("onset", "no error or latency change found in the logs; the alert time stands in for the onset"))
+            degraded.append(Degradation("onset", "no error or latency change found in the logs; the alert time stands in for the onset"))
         onset_for_scoring = alert_at
     else:
         onset_for_scoring = onset
@@ -354,14 +200,14 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
     try:
         candidates, deploys, code_services = _suspects(inputs, stats, keys, onset_for_scoring, degraded, service_names)
     except Exception as exc:  # noqa: BLE001  (suspects are one part; the rest of the evidence stands)
-        degraded.append(("suspects", f"{type(exc).__name__}: {exc}"))
+        degraded.append(Degradation("suspects", f"{type(exc).__name__}: {exc}"))
         candidates, deploys, code_services = [], [], []
     timings["suspects_s"] = time.perf_counter() - started - timings["logs_s"]
 
     try:
         shifts = metric_shifts(inputs.series, not_after=inputs.window_end)
     except Exception as exc:  # noqa: BLE001
-        degraded.append(("metrics", f"{type(exc).__name__}: {exc}"))
+        degraded.append(Degradation("metrics", f"{type(exc).__name__}: {exc}"))
         shifts = []
 
     own = our_service(keys, code_services, inputs.service)

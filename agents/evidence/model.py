@@ -8,35 +8,65 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 from core.alert import Alert
+from core.degraded import Degradation
+from integrations import roles
 from integrations.code.base import ChangeSource, Commit, Deploy
 from integrations.logs.base import LogSource
 from integrations.metrics.base import Series
+from integrations.registry import ServiceSources
+from integrations.roles import Role
 from integrations.runbooks.base import Runbook
+
+ItemT = TypeVar("ItemT")
 
 SignatureTrend = Literal["new", "spiking", "chronic", "steady", "fading"]
 
 
 @dataclass(slots=True)
 class EvidenceInputs:
-    """Everything gathered for one investigation. Logs stay sources: they are streamed, never loaded whole."""
+    """Everything gathered for one investigation, by role. Logs stay sources: they are streamed, never loaded whole."""
 
     alert: Alert
     service: str
     window_start: datetime
     window_end: datetime
-    log_sources: list[LogSource] = field(default_factory=list)
-    change_sources: list[ChangeSource] = field(default_factory=list)
-    commits: list[Commit] = field(default_factory=list)
-    deploys: list[Deploy] = field(default_factory=list)
-    series: list[Series] = field(default_factory=list)
-    runbooks: list[Runbook] = field(default_factory=list)
-    degraded: list[tuple[str, str]] = field(default_factory=list)
+    sources: ServiceSources = field(default_factory=ServiceSources)
+    gathered: dict[str, list[Any]] = field(default_factory=lambda: {role.name: [] for role in roles.ROLES})
+    degraded: list[Degradation] = field(default_factory=list)
     log_deadline_s: float = 120.0
+
+    def items(self, role: Role[Any, ItemT]) -> list[ItemT]:
+        """What was gathered up front from the sources of one role."""
+        return self.gathered.setdefault(role.name, [])
+
+    @property
+    def log_sources(self) -> list[LogSource]:
+        return self.sources.of(roles.LOGS)
+
+    @property
+    def change_sources(self) -> list[ChangeSource]:
+        return self.sources.of(roles.CODE)
+
+    @property
+    def commits(self) -> list[Commit]:
+        return self.items(roles.CODE)
+
+    @property
+    def deploys(self) -> list[Deploy]:
+        return self.items(roles.DEPLOYS)
+
+    @property
+    def series(self) -> list[Series]:
+        return self.items(roles.METRICS)
+
+    @property
+    def runbooks(self) -> list[Runbook]:
+        return self.items(roles.RUNBOOKS)
 
 
 class SignatureEvidence(BaseModel):
@@ -113,5 +143,5 @@ class Evidence(BaseModel):
     runbooks: list[RunbookMatch] = Field(default_factory=list)
     timeline: list[TimelineItem] = Field(default_factory=list)
     finding: Finding = Field(default_factory=Finding)
-    degraded: list[tuple[str, str]] = Field(default_factory=list)
+    degraded: list[Degradation] = Field(default_factory=list)
     stats: dict[str, float] = Field(default_factory=dict)

@@ -1,6 +1,7 @@
 """Log units read in worker processes, so that parsing and aggregation use every core.
 
-A worker is a fresh interpreter started with `python -c`: nothing is forked from a parent
+The units come from any log source that declares the `SplittableLogSource` ability;
+this module knows none of them. A worker is a fresh interpreter started with `python -c`: nothing is forked from a parent
 that may hold threads, sockets or a database connection (an RQ work horse does), and the
 program's main module is never imported again. It reads units sent over its stdin and
 answers each with a sealed `LogPart` on its stdout. The parent kills workers it no longer
@@ -18,17 +19,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from agents.evidence import chunks
-from agents.evidence.chunks import Unit
 from agents.evidence.logstats import LogPart
-from integrations.logs.base import LogEvent
-from integrations.logs.parsing import parse_stream
+from integrations.logs.capabilities import LogUnit
 
 MAX_WORKERS = 4
 _WORKER_CODE = "from agents.evidence.parallel import serve; serve({parent})"
@@ -50,19 +47,11 @@ def worker_count() -> int:
     return min(MAX_WORKERS, cores)
 
 
-def unit_events(unit: Unit, window_start: datetime, window_end: datetime) -> Iterator[LogEvent]:
-    """The events of a unit that a `FileLogSource` over its file would yield, in the same order."""
-    start, end = _utc(window_start), _utc(window_end)
-    for event in parse_stream(chunks.lines(unit), unit.name):
-        if event.ts is None or start <= event.ts <= end:
-            yield event
-
-
-def read_unit(unit: Unit, window_start: datetime, window_end: datetime) -> LogPart:
+def read_unit(unit: LogUnit, window_start: datetime, window_end: datetime) -> LogPart:
     """One unit read into a part; a failure ends the part early and is recorded on it."""
     part = LogPart(window_start, window_end)
     try:
-        for event in unit_events(unit, window_start, window_end):
+        for event in unit.events(window_start, window_end):
             part.add(event)
     except Exception as exc:  # noqa: BLE001  (the parent reports it as a degraded source)
         part.error = f"{type(exc).__name__}: {exc}"
@@ -94,9 +83,9 @@ def _exit_with_parent(parent: int) -> None:
 class Pool:
     """Worker processes reading units; each unit's part arrives on its future."""
 
-    def __init__(self, units: list[Unit], window_start: datetime, window_end: datetime, workers: int) -> None:
+    def __init__(self, units: list[LogUnit], window_start: datetime, window_end: datetime, workers: int) -> None:
         self.futures: list[Future[LogPart]] = [Future() for _ in units]
-        self._tasks: queue.SimpleQueue[tuple[Unit, Future[LogPart]]] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[tuple[LogUnit, Future[LogPart]]] = queue.SimpleQueue()
         # Largest first, so that the last units to finish are small ones and no core idles long at the end.
         for unit, future in sorted(zip(units, self.futures, strict=True), key=lambda task: -task[0].size):
             self._tasks.put((unit, future))
@@ -190,7 +179,3 @@ def _receive(stream: IO[bytes]) -> Any:
         return None
     # Only ever our own parent or our own worker at the other end of the pipe.
     return pickle.loads(data)  # noqa: S301
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

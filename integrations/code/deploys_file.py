@@ -6,9 +6,13 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import Field
+
 from core.timeparse import parse_iso
+from integrations import roles
 from integrations.code.base import Deploy
 from integrations.errors import SourceError
+from integrations.plugin import SourceKind, SourceOptions, resolve_path
 
 
 class DeploysFile:
@@ -40,3 +44,27 @@ class DeploysFile:
                     Deploy(at=at, service=str(item.get("service", "")), version=str(item["version"]), actor=str(item.get("actor", "")))
                 )
         return sorted(found, key=lambda d: d.at)
+
+
+class DeploysFileOptions(SourceOptions):
+    path: str = Field(description='JSON file: a list (or {"deploys": [...]}) of {at, service, version, actor}')
+
+
+def _build(options: DeploysFileOptions, base_dir: Path) -> DeploysFile:
+    return DeploysFile(resolve_path(options.path, base_dir), name=options.name or "deploys_file")
+
+
+def _check(source: DeploysFile) -> str:
+    if not source.path.is_file():
+        raise SourceError(f"deploys file {source.path} does not exist")
+    return f"{source.path.stat().st_size:,} bytes"
+
+
+KIND = SourceKind(
+    name="deploys_file",
+    role=roles.DEPLOYS,
+    options=DeploysFileOptions,
+    build=_build,
+    check=_check,
+    summary="deploy events from a JSON file written by the CD pipeline",
+)

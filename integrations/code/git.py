@@ -8,8 +8,13 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import Field
+
+from core.settings import get_settings
+from integrations import roles
 from integrations.code.base import Commit, FileChange
 from integrations.errors import SourceError
+from integrations.plugin import SourceKind, SourceOptions, resolve_path
 
 _SEP = "\x1e"
 _FIELD = "\x1f"
@@ -155,3 +160,37 @@ def import_fast_export(stream: Path, cache_dir: Path) -> Path:
             return repo
         raise SourceError(f"cannot import git history from {stream}: {exc}") from exc
     return repo
+
+
+class GitOptions(SourceOptions):
+    path: str = Field(description="a local clone (relative to the catalog's folder), or a `git fast-export` stream imported once")
+    branch: str = Field("main", description="branch whose history is read; HEAD when it does not exist")
+    url_template: str | None = Field(None, description="link for a commit, e.g. https://github.com/org/repo/commit/{sha}")
+    timeout_s: float = Field(30.0, gt=0, description="longest wait for one git command")
+
+
+def _build(options: GitOptions, base_dir: Path) -> GitChangeSource:
+    path = resolve_path(options.path, base_dir)
+    if path.is_file():
+        # A history shipped as a `git fast-export` stream (incident bundles, fixtures) is imported once and reused.
+        path = import_fast_export(path, get_settings().data_dir / "repos")
+    return GitChangeSource(
+        path, branch=options.branch, name=options.name or "git", url_template=options.url_template, timeout_s=options.timeout_s
+    )
+
+
+def _check(source: GitChangeSource) -> str:
+    head = source.resolve(source.branch) or source.resolve("HEAD")
+    if head is None:
+        raise SourceError(f"{source.path} has no commits on {source.branch}")
+    return f"{source.branch} at {head[:12]}"
+
+
+KIND = SourceKind(
+    name="git",
+    role=roles.CODE,
+    options=GitOptions,
+    build=_build,
+    check=_check,
+    summary="a local git clone (or fast-export stream): commits, changed files and diffs",
+)

@@ -1,50 +1,23 @@
-"""Log files on disk as a log source: globs and folders, plain or gzip, streamed line by line."""
+"""Log files on disk as a log source: globs and folders, plain or gzip, streamed line by line, split for parallel reading."""
 
 from __future__ import annotations
 
 import glob
-import gzip
-import io
-import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from pydantic import Field, model_validator
+
+from integrations import roles
 from integrations.errors import SourceError
 from integrations.logs.base import LogEvent
-from integrations.logs.parsing import MAX_LINE, parse_stream
-
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def open_lines(path: Path) -> Iterator[str]:
-    """The physical lines of a plain or gzip file (told apart by content), decoded leniently.
-
-    Memory stays bounded: a line longer than `MAX_LINE` bytes keeps its first
-    `MAX_LINE` bytes and the rest is skipped. A gzip file cut short (still being
-    written, or copied mid-rotation) yields what it holds instead of failing.
-    """
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise SourceError(f"cannot read log file '{path}': {exc.strerror or exc}") from exc
-    with handle:
-        try:
-            stream: io.BufferedIOBase = gzip.GzipFile(fileobj=handle) if handle.peek(2)[:2] == _GZIP_MAGIC else handle
-            yield from _bounded_lines(stream)
-        except EOFError:
-            return
-        except (OSError, zlib.error) as exc:
-            raise SourceError(f"cannot read log file '{path}': {exc}") from exc
-
-
-def _bounded_lines(stream: io.BufferedIOBase) -> Iterator[str]:
-    readline = stream.readline
-    while line := readline(MAX_LINE):
-        if len(line) == MAX_LINE and not line.endswith(b"\n"):
-            while (rest := readline(MAX_LINE)) and not rest.endswith(b"\n"):
-                pass
-        yield line.decode("utf-8", "replace")
+from integrations.logs.capabilities import LogUnit
+from integrations.logs.file_lines import check_readable, open_lines
+from integrations.logs.file_ranges import split
+from integrations.logs.parsing import parse_stream
+from integrations.logs.window import in_window
+from integrations.plugin import SourceKind, SourceOptions
 
 
 class FileLogSource:
@@ -73,15 +46,19 @@ class FileLogSource:
         """
         files = self.files()
         for path in files:
-            _check_readable(path)
-        return _window(files, _utc(start), _utc(end))
+            check_readable(path)
+        return (event for path in files for event in in_window(parse_stream(open_lines(path), path.name), start, end))
 
+    def volume(self) -> int:
+        """Bytes on disk across the files (compressed size for gzip files)."""
+        try:
+            return sum(path.stat().st_size for path in self.files())
+        except OSError as exc:
+            raise SourceError(f"cannot list log files: {exc.strerror or exc}") from exc
 
-def _window(files: list[Path], start: datetime, end: datetime) -> Iterator[LogEvent]:
-    for path in files:
-        for event in parse_stream(open_lines(path), path.name):
-            if event.ts is None or start <= event.ts <= end:
-                yield event
+    def units(self, target: int) -> list[LogUnit]:
+        """Each file as byte ranges of about `target` bytes where it can be cut cleanly, else whole."""
+        return [unit for path in self.files() for unit in split(path, target)]
 
 
 def _expand(base_dir: Path, pattern: str) -> list[Path]:
@@ -98,13 +75,38 @@ def _expand(base_dir: Path, pattern: str) -> list[Path]:
     return files
 
 
-def _check_readable(path: Path) -> None:
-    try:
-        with path.open("rb"):
-            pass
-    except OSError as exc:
-        raise SourceError(f"cannot read log file '{path}': {exc.strerror or exc}") from exc
+class FileLogOptions(SourceOptions):
+    paths: list[str] = Field(
+        default_factory=list, description="globs, folders or files; relative to the catalog's folder; plain or gzip (told by content)"
+    )
+    path: str | None = Field(None, description="one glob, folder or file (shorthand for a single entry of `paths`)")
+
+    @model_validator(mode="after")
+    def _some_path(self) -> FileLogOptions:
+        if not self.paths and not self.path:
+            raise ValueError("give 'paths' (a list of globs, folders or files)")
+        return self
+
+    def patterns(self) -> list[str]:
+        return [*self.paths, *([self.path] if self.path else [])]
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _build(options: FileLogOptions, base_dir: Path) -> FileLogSource:
+    return FileLogSource(options.patterns(), base_dir=base_dir, name=options.name or "files")
+
+
+def _check(source: FileLogSource) -> str:
+    files = source.files()
+    for path in files:
+        check_readable(path)
+    return f"{len(files)} readable files, {source.volume() / 1e6:.1f} MB"
+
+
+KIND = SourceKind(
+    name="files",
+    role=roles.LOGS,
+    options=FileLogOptions,
+    build=_build,
+    check=_check,
+    summary="log files on the worker's disk: globs and folders, plain or gzip, any format mixed",
+)

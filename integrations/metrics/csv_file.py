@@ -7,9 +7,13 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import Field
+
 from core.timeparse import parse_iso
+from integrations import roles
 from integrations.errors import SourceError
 from integrations.metrics.base import Series
+from integrations.plugin import SourceKind, SourceOptions, resolve_path
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -54,3 +58,27 @@ class MetricsCsv:
         for series in found.values():
             series.points.sort()
         return list(found.values())
+
+
+class MetricsCsvOptions(SourceOptions):
+    path: str = Field(description="CSV with the columns timestamp,metric,labels,value (labels as k=v;k=v or JSON)")
+
+
+def _build(options: MetricsCsvOptions, base_dir: Path) -> MetricsCsv:
+    return MetricsCsv(resolve_path(options.path, base_dir), name=options.name or "metrics_csv")
+
+
+def _check(source: MetricsCsv) -> str:
+    if not source.path.is_file():
+        raise SourceError(f"metrics file {source.path} does not exist")
+    return f"{source.path.stat().st_size:,} bytes"
+
+
+KIND = SourceKind(
+    name="metrics_csv",
+    role=roles.METRICS,
+    options=MetricsCsvOptions,
+    build=_build,
+    check=_check,
+    summary="metric samples from a CSV file",
+)

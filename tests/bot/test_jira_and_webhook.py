@@ -16,7 +16,8 @@ from agents.jira_ticket import create_ticket
 from core.alert import Alert
 from core.models import Investigation
 from core.progress import subscribe, unsubscribe
-from core.runtime import get_catalog, get_store
+from core.runtime import get_store
+from integrations.catalog import get_catalog
 
 
 def _investigation() -> Investigation:

@@ -138,7 +138,7 @@ def test_bot_replies_and_edits_in_a_thread_are_not_questions(web: WebServer, sla
     from agents.flows import window_for
     from core.alert import Alert
     from core.models import Investigation
-    from core.runtime import get_catalog
+    from integrations.catalog import get_catalog
 
     window = window_for(get_catalog())
     row = get_store().create_investigation(

@@ -9,7 +9,7 @@ from redis import Redis
 from rq import SimpleWorker
 
 from core.models import Investigation, Source, Status
-from core.queue import AlreadyQueued, QueueUnavailable, enqueue, enqueue_or_run, get_queue
+from core.queue import AlreadyQueued, QueueUnavailable, enqueue, get_queue
 from core.runtime import get_store
 
 CALLS: list[str] = []
@@ -32,13 +32,11 @@ def test_second_enqueue_of_the_same_id_is_refused(app_env: dict[str, str], redis
     get_queue(redis_conn).empty()
 
 
-def test_dead_redis_is_queue_unavailable_and_inline_runs_the_job(app_env: dict[str, str]) -> None:
+def test_dead_redis_is_queue_unavailable(app_env: dict[str, str]) -> None:
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     with pytest.raises(QueueUnavailable, match="not answering"):
         enqueue(dead, f"{__name__}.record", "x", job_id="inv_dead_" + app_env["QUEUE_NAME"])
-    CALLS.clear()
-    result = enqueue_or_run(dead, f"{__name__}.record", "inline-run", job_id="inv_dead_" + app_env["QUEUE_NAME"])
-    assert result.inline and CALLS == ["inline-run"]
+    assert get_queue(Redis.from_url(app_env["REDIS_URL"])).fetch_job("inv_dead_" + app_env["QUEUE_NAME"]) is None
 
 
 def _row() -> Investigation:

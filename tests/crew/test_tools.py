@@ -10,11 +10,13 @@ from pathlib import Path
 from crew_fixtures import CULPRIT, SECRETS, T0, make_alert, make_evidence
 
 from agents.crew.digest import Digest
-from agents.crew.tools import MAX_LINES, NARROW, Toolbox, ToolSources, crew_tools, relevant_hunks
+from agents.crew.tools import MAX_LINES, NARROW, Toolbox, crew_tools, relevant_hunks
 from agents.evidence.model import Evidence
 from integrations.code.git import GitChangeSource
 from integrations.logs.base import LogEvent
 from integrations.metrics.csv_file import MetricsCsv
+from integrations.registry import ServiceSources
+from integrations.roles import CODE, LOGS, METRICS, RUNBOOKS
 from integrations.runbooks.folder import RunbookFolder
 
 
@@ -36,14 +38,14 @@ def _event(i: int, text: str) -> LogEvent:
     return LogEvent(ts=T0 + timedelta(seconds=i), level="error", message=text, raw=f"2025-10-03 ERROR {text}", source="app.log")
 
 
-def _toolbox(evidence: Evidence | None = None, sources: ToolSources | None = None) -> Toolbox:
+def _toolbox(evidence: Evidence | None = None, sources: ServiceSources | None = None) -> Toolbox:
     evidence = evidence or make_evidence()
     return Toolbox(evidence, Digest(evidence, make_alert()), sources)
 
 
 def test_search_logs_cuts_at_the_line_limit_and_asks_to_narrow_the_query() -> None:
     source = ListLogSource([_event(i, f"timeout calling payments attempt={i}") for i in range(500)])
-    out = _toolbox(sources=ToolSources(logs=[source])).search_logs("timeout calling payments")
+    out = _toolbox(sources=ServiceSources.holding({LOGS: [source]})).search_logs("timeout calling payments")
     assert out.startswith("status: ok")
     assert out.count("timeout calling payments attempt=") == MAX_LINES
     assert NARROW in out
@@ -93,7 +95,7 @@ def test_show_commit_puts_the_hunks_of_files_the_failure_names_first_and_cuts_th
     repo, sha = _repo(tmp_path)
     evidence = make_evidence()
     evidence.suspects[0].sha = sha
-    out = _toolbox(evidence, ToolSources(code=[GitChangeSource(repo)])).show_commit(sha[:10])
+    out = _toolbox(evidence, ServiceSources.holding({CODE: [GitChangeSource(repo)]})).show_commit(sha[:10])
     diff = out[out.index("diff:") :]
     assert diff.index("src/checkout/discounts.py") < diff.index("docs/notes.md")
     assert "order.discount.total" in diff
@@ -114,7 +116,7 @@ def test_query_metric_shows_the_shift_and_the_series_sampled(tmp_path: Path) -> 
         at = (T0 - timedelta(minutes=45) + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
         rows.append(f"{at},http_requests_errors_ratio,service=checkout,{0.01 if i < 45 else 0.27}")
     csv.write_text("\n".join(rows) + "\n")
-    out = _toolbox(sources=ToolSources(metrics=[MetricsCsv(csv)])).query_metric("errors_ratio")
+    out = _toolbox(sources=ServiceSources.holding({METRICS: [MetricsCsv(csv)]})).query_metric("errors_ratio")
     assert "0.01 -> 0.27" in out
     assert "points=" in out and "min=0.01 max=0.27" in out
 
@@ -125,7 +127,7 @@ def test_read_runbook_reads_only_runbooks_named_in_the_evidence(tmp_path: Path) 
     (folder / "rollback-a-deploy.md").write_text("# Rollback a deploy\n" + "\n".join(f"step {i}" for i in range(100)))
     evidence = make_evidence()
     evidence.runbooks[0].path = str(folder / "rollback-a-deploy.md")
-    box = _toolbox(evidence, ToolSources(runbooks=[RunbookFolder(folder)]))
+    box = _toolbox(evidence, ServiceSources.holding({RUNBOOKS: [RunbookFolder(folder)]}))
     out = box.read_runbook("rollback")
     assert "step 0" in out and "step 99" not in out and "first 60 lines" in out
     assert box.read_runbook("delete the database").startswith("status: error")

@@ -14,9 +14,10 @@ import pytest
 from agents.flows import open_investigation, window_for
 from core.alert import Alert, alert_from_payload
 from core.models import Source, Status
-from core.runtime import get_catalog, get_store, reset_runtime
+from core.runtime import get_store, reset_runtime
 from core.settings import reset_settings
 from core.timeparse import parse_iso
+from integrations.catalog import get_catalog
 from integrations.code.git import import_fast_export
 
 REPO = Path(__file__).resolve().parents[2]

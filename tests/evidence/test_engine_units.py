@@ -17,6 +17,8 @@ from agents.offline import write_report
 from core.alert import Alert
 from integrations.code.base import Commit, Deploy, FileChange
 from integrations.logs.base import Frame, LogEvent
+from integrations.registry import ServiceSources
+from integrations.roles import CODE, LOGS
 
 SCHEMA = Path("/work/shared/contracts/report.schema.json")
 ALERT_AT = datetime(2025, 1, 10, 12, 0, tzinfo=UTC)
@@ -101,10 +103,8 @@ def inputs(
         service="shop",
         window_start=START,
         window_end=END,
-        log_sources=[ListSource(events)],
-        change_sources=[code] if commits else [],
-        commits=code.commits(START - timedelta(days=1), END),
-        deploys=deploys or [],
+        sources=ServiceSources.holding({LOGS: [ListSource(events)], CODE: [code] if commits else []}),
+        gathered={"code": code.commits(START - timedelta(days=1), END), "deploys": deploys or []},
     )
 
 
@@ -182,9 +182,9 @@ def test_empty_window_and_no_logs_still_give_a_valid_report() -> None:
 
 def test_a_failing_source_degrades() -> None:
     data = inputs(background())
-    data.log_sources.append(BrokenSource())
+    data.sources.add(LOGS, BrokenSource())
     evidence = build_evidence(data)
-    assert any("disk went away" in reason for _, reason in evidence.degraded)
+    assert any("disk went away" in d.reason for d in evidence.degraded)
 
 
 def test_untimed_lines_do_not_crash() -> None:

@@ -13,13 +13,19 @@ from typing import Any
 
 import pytest
 
-from agents.evidence import chunks, engine, parallel
-from agents.evidence.engine import build_evidence, read_logs
+from agents.evidence import parallel, reading
+from agents.evidence.engine import build_evidence
 from agents.evidence.logstats import LogStats
 from agents.evidence.model import EvidenceInputs
+from agents.evidence.reading import read_logs
 from core.alert import Alert
-from integrations.logs.files import FileLogSource, open_lines
+from core.degraded import Degradation
+from integrations.logs import file_ranges
+from integrations.logs.file_lines import open_lines, range_lines
+from integrations.logs.files import FileLogSource
 from integrations.logs.parsing import parse_stream
+from integrations.registry import ServiceSources
+from integrations.roles import LOGS
 
 ALERT_AT = datetime(2025, 1, 10, 12, 0, tzinfo=UTC)
 ONSET = ALERT_AT - timedelta(minutes=12)
@@ -95,7 +101,7 @@ def _inputs(folder: Path, deadline_s: float = 60.0) -> EvidenceInputs:
         service="shop",
         window_start=START,
         window_end=END,
-        log_sources=[FileLogSource([str(folder)], base_dir=folder)],
+        sources=ServiceSources.holding({LOGS: [FileLogSource([str(folder)], base_dir=folder)]}),
         log_deadline_s=deadline_s,
     )
 
@@ -140,12 +146,12 @@ def _canon(stats: LogStats) -> dict[str, Any]:
 
 
 def _in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 1 << 60)
+    monkeypatch.setattr(reading, "PARALLEL_MIN_VOLUME", 1 << 60)
 
 
 def _in_workers(monkeypatch: pytest.MonkeyPatch, unit_bytes: int = 24 * 1024) -> None:
-    monkeypatch.setattr(engine, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(engine, "MIN_UNIT_BYTES", unit_bytes)
+    monkeypatch.setattr(reading, "PARALLEL_MIN_VOLUME", 0)
+    monkeypatch.setattr(reading, "MIN_UNIT_VOLUME", unit_bytes)
     monkeypatch.setattr(parallel, "worker_count", lambda: 2)
 
 
@@ -157,13 +163,13 @@ def _evidence_dump(inputs: EvidenceInputs) -> dict[str, Any]:
 
 def test_workers_and_one_pass_give_the_same_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = write_logs(tmp_path / "logs")
-    assert len(chunks.split(folder / "app.log", 24 * 1024)) > 10, "the input is cut into many units"
+    assert len(file_ranges.split(folder / "app.log", 24 * 1024)) > 10, "the input is cut into many units"
 
     _in_process(monkeypatch)
-    one_pass = read_logs(_inputs(folder), lambda *_: None, [])[0]
+    one_pass = read_logs(_inputs(folder), lambda *_: None, [])
     expected = _evidence_dump(_inputs(folder))
     _in_workers(monkeypatch)
-    workers = read_logs(_inputs(folder), lambda *_: None, [])[0]
+    workers = read_logs(_inputs(folder), lambda *_: None, [])
     got = _evidence_dump(_inputs(folder))
 
     assert one_pass.events > 20_000 and one_pass.untimed > 0 and one_pass.markers and one_pass.pods
@@ -177,10 +183,10 @@ def test_a_cut_never_falls_inside_a_multi_line_event(tmp_path: Path) -> None:
     folder = write_logs(tmp_path / "logs", seed=11)
     for name in ("app.log", "worker.log"):
         path = folder / name
-        units = chunks.split(path, 8 * 1024)
+        units = file_ranges.split(path, 8 * 1024)
         assert len(units) > 10
         whole = list(parse_stream(open_lines(path), name))
-        pieces = [event for unit in units for event in parse_stream(chunks.lines(unit), name)]
+        pieces = [event for unit in units for event in parse_stream(range_lines(unit.path, unit.start, unit.end), name)]
         assert pieces == whole
         assert sum(len(e.frames) for e in whole) > 100
         with path.open("rb") as fh:
@@ -197,18 +203,18 @@ def test_files_that_cannot_be_cut_cleanly_stay_whole(tmp_path: Path) -> None:
     no_newline = tmp_path / "blob.log"
     no_newline.write_bytes(b"x" * 600_000)
     for path in (interleaved, no_newline):
-        (unit,) = chunks.split(path, 16 * 1024)
+        (unit,) = file_ranges.split(path, 16 * 1024)
         assert (unit.start, unit.end) == (0, None)
 
 
 def test_a_lost_worker_leaves_its_units_to_the_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = write_logs(tmp_path / "logs", seed=3)
     _in_process(monkeypatch)
-    expected = _canon(read_logs(_inputs(folder), lambda *_: None, [])[0])
+    expected = _canon(read_logs(_inputs(folder), lambda *_: None, []))
     _in_workers(monkeypatch)
     monkeypatch.setattr(parallel, "_WORKER_CODE", "raise SystemExit(3)")
-    degraded: list[tuple[str, str]] = []
-    assert _canon(read_logs(_inputs(folder), lambda *_: None, degraded)[0]) == expected
+    degraded: list[Degradation] = []
+    assert _canon(read_logs(_inputs(folder), lambda *_: None, degraded)) == expected
     assert degraded == []
 
 
@@ -218,22 +224,22 @@ def test_a_file_that_never_ends_is_cut_off_at_the_deadline(tmp_path: Path, monke
     with (folder / "huge.log").open("wb") as huge:
         huge.truncate(64 * 1024**3)
     monkeypatch.setattr(parallel, "worker_count", lambda: 2)
-    degraded: list[tuple[str, str]] = []
+    degraded: list[Degradation] = []
 
     started = time.monotonic()
-    _stats, per_source = read_logs(_inputs(folder, deadline_s=1.5), lambda *_: None, degraded)
+    per_source = read_logs(_inputs(folder, deadline_s=1.5), lambda *_: None, degraded).read
 
     assert time.monotonic() - started < 10
-    assert any("stopped reading after 2s" in reason for _, reason in degraded), degraded
+    assert any("stopped reading after 2s" in d.reason for d in degraded), degraded
     assert per_source.get("app.log", 0) > 1000, "the files read in time still count"
 
 
 def test_free_text_beyond_the_shape_cap_is_still_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = write_logs(tmp_path / "logs", seed=9)
     _in_process(monkeypatch)
-    expected = read_logs(_inputs(folder), lambda *_: None, [])[0]
+    expected = read_logs(_inputs(folder), lambda *_: None, [])
     monkeypatch.setattr("agents.evidence.logstats.MAX_SHAPES", 3)
-    capped = read_logs(_inputs(folder), lambda *_: None, [])[0]
+    capped = read_logs(_inputs(folder), lambda *_: None, [])
     assert capped.events == expected.events
     assert sum(g.count for g in capped.groups.values()) == sum(g.count for g in expected.groups.values())
 
@@ -254,9 +260,10 @@ def test_workers_end_with_a_killed_parent(tmp_path: Path) -> None:
         "import sys, time\n"
         "from datetime import UTC, datetime\n"
         "from pathlib import Path\n"
-        "from agents.evidence import chunks, parallel\n"
+        "from agents.evidence import parallel\n"
+        "from integrations.logs.file_ranges import FileUnit\n"
         "now = datetime.now(UTC)\n"
-        f"pool = parallel.Pool([chunks.Unit(Path({str(huge)!r}))], now, now, 1)\n"
+        f"pool = parallel.Pool([FileUnit(Path({str(huge)!r}))], now, now, 1)\n"
         "print(*(p.pid for p in pool._processes), flush=True)\n"
         "time.sleep(60)\n"
     )

@@ -19,6 +19,8 @@ from integrations.code.git import GitChangeSource, import_fast_export
 from integrations.logs.base import LogEvent
 from integrations.logs.parsing import parse_stream
 from integrations.metrics.csv_file import MetricsCsv
+from integrations.registry import ServiceSources
+from integrations.roles import CODE, LOGS
 from integrations.runbooks.folder import RunbookFolder
 
 PUBLIC = Path("/work/shared/scenarios/public")
@@ -52,12 +54,13 @@ def test_bundle(bundle: Path, tmp_path: Path) -> None:
         service=alert.service,
         window_start=start,
         window_end=end,
-        log_sources=[_Folder(bundle / "logs")],
-        change_sources=[code],
-        commits=code.commits(start, end),
-        deploys=DeploysFile(bundle / "deploys.json").deploys(start, end) if (bundle / "deploys.json").exists() else [],
-        series=MetricsCsv(bundle / "metrics.csv").series(start, end) if (bundle / "metrics.csv").exists() else [],
-        runbooks=RunbookFolder(bundle / "runbooks").runbooks() if (bundle / "runbooks").exists() else [],
+        sources=ServiceSources.holding({LOGS: [_Folder(bundle / "logs")], CODE: [code]}),
+        gathered={
+            "code": code.commits(start, end),
+            "deploys": DeploysFile(bundle / "deploys.json").deploys(start, end) if (bundle / "deploys.json").exists() else [],
+            "metrics": MetricsCsv(bundle / "metrics.csv").series(start, end) if (bundle / "metrics.csv").exists() else [],
+            "runbooks": RunbookFolder(bundle / "runbooks").runbooks() if (bundle / "runbooks").exists() else [],
+        },
     )
     report = write_report(build_evidence(inputs), alert).to_json_dict()
     scores = score_report(report, json.loads((bundle / "truth.json").read_text()))

@@ -17,9 +17,10 @@ from agents import flows
 from agents.render import render
 from agents.report import CATEGORIES
 from core.models import Status
-from core.runtime import get_catalog, get_store
+from core.runtime import get_store
 from core.settings import get_settings
 from core.store import InvestigationFilter
+from integrations.catalog import get_catalog
 from web import service
 from web.auth import Principal
 from web.errors import ApiError

@@ -8,15 +8,16 @@ a cut. Where no such line is near, the file is not cut there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from integrations.errors import SourceError
-from integrations.logs.files import open_lines
-from integrations.logs.parsing import MAX_LINE, parse_stream
+from integrations.logs.base import LogEvent
+from integrations.logs.file_lines import GZIP_MAGIC, range_lines
+from integrations.logs.parsing import parse_stream
+from integrations.logs.window import in_window
 
-_GZIP_MAGIC = b"\x1f\x8b"
 # How far past a wished-for cut to look for a line that starts an event.
 SCAN_BYTES = 256 * 1024
 # A candidate cut is parsed with the lines after it, with and without the lines before it:
@@ -30,7 +31,7 @@ _POD_PREFIX = "[pod/"
 
 
 @dataclass(frozen=True, slots=True)
-class Unit:
+class FileUnit:
     """Bytes [start, end) of a log file (end None: to the end of the file), read as source `name`."""
 
     path: Path
@@ -43,47 +44,22 @@ class Unit:
     def name(self) -> str:
         return self.path.name
 
-
-def lines(unit: Unit) -> Iterator[str]:
-    """The physical lines of a unit, as `open_lines` reads them from the whole file."""
-    if unit.start == 0 and unit.end is None:
-        yield from open_lines(unit.path)
-        return
-    try:
-        handle = unit.path.open("rb")
-    except OSError as exc:
-        raise SourceError(f"cannot read log file '{unit.path}': {exc.strerror or exc}") from exc
-    with handle:
-        try:
-            handle.seek(unit.start)
-            yield from _bounded_lines(handle.readline, unit.start, unit.end)
-        except OSError as exc:
-            raise SourceError(f"cannot read log file '{unit.path}': {exc}") from exc
+    def events(self, start: datetime, end: datetime) -> Iterator[LogEvent]:
+        """The events of the unit in the window, as a `FileLogSource` over its file would yield them."""
+        return in_window(parse_stream(range_lines(self.path, self.start, self.end), self.name), start, end)
 
 
-def _bounded_lines(readline: Callable[[int], bytes], position: int, end: int | None) -> Iterator[str]:
-    # Same cut of over-long lines as `open_lines`: the first MAX_LINE bytes, the rest skipped.
-    while (end is None or position < end) and (line := readline(MAX_LINE)):
-        position += len(line)
-        if len(line) == MAX_LINE and not line.endswith(b"\n"):
-            while rest := readline(MAX_LINE):
-                position += len(rest)
-                if rest.endswith(b"\n"):
-                    break
-        yield line.decode("utf-8", "replace")
-
-
-def split(path: Path, target_bytes: int) -> list[Unit]:
+def split(path: Path, target_bytes: int) -> list[FileUnit]:
     """`path` as units of about `target_bytes`; one unit when it is small, compressed or cannot be cut cleanly."""
     try:
         size = path.stat().st_size
         pieces = round(size / target_bytes)
         if pieces < 2:
-            return [Unit(path, size=size)]
+            return [FileUnit(path, size=size)]
         with path.open("rb") as handle:
             # Compressed files are told apart by content, as `open_lines` does; they cannot be cut.
-            if handle.read(2) == _GZIP_MAGIC:
-                return [Unit(path, size=size)]
+            if handle.read(2) == GZIP_MAGIC:
+                return [FileUnit(path, size=size)]
             cuts = [0]
             for piece in range(1, pieces):
                 wished = max(piece * size // pieces, cuts[-1] + 1)
@@ -93,9 +69,9 @@ def split(path: Path, target_bytes: int) -> list[Unit]:
                     cuts.append(cut)
     except OSError:
         # Reading the whole file reports the problem as a degraded source, as it always has.
-        return [Unit(path)]
+        return [FileUnit(path)]
     ends = [*cuts[1:], size]
-    return [Unit(path, start, end if end < size else None, end - start) for start, end in zip(cuts, ends, strict=True)]
+    return [FileUnit(path, start, end if end < size else None, end - start) for start, end in zip(cuts, ends, strict=True)]
 
 
 def _clean_cut(data: bytes, offset: int) -> int | None:
