@@ -32,6 +32,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "llm_tokens_total": ("LLM tokens by kind (input/output), counted from API responses", ("kind",)),
     "integration_errors_total": ("Evidence source failures by source", ("source",)),
     "investigations_started_total": ("Investigations started by source", ("source",)),
+    "source_cache_total": ("Reads of the source cache by source kind and outcome (hit, miss)", ("kind", "outcome")),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
     "stage_duration_seconds": ("Time spent in each investigation stage", ("stage",), (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)),
