@@ -20,7 +20,6 @@ from pydantic import BaseModel, TypeAdapter
 from redis.exceptions import RedisError
 
 from core.metrics import inc
-from core.runtime import get_redis
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +47,9 @@ def cached(key: str, ttl_s: int, adapter: TypeAdapter[T], compute: Callable[[], 
     kind = key.removeprefix(PREFIX).split(":", 1)[0]
     if time.monotonic() < _paused_until:
         return compute()
+    # Imported here: core.runtime brings the database layer, which a CLI listing kinds has no use for.
+    from core.runtime import get_redis
+
     redis = get_redis()
     try:
         stored = redis.get(key)

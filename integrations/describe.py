@@ -62,6 +62,8 @@ def _options(kind: SourceKind[Any, Any]) -> list[OptionRow]:
 
 
 def _type_name(prop: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in prop:
         return " | ".join(_type_name(option) for option in prop["anyOf"])
     kind = prop.get("type", "any")
@@ -71,7 +73,7 @@ def _type_name(prop: dict[str, Any]) -> str:
 
 
 def catalog_schema() -> dict[str, Any]:
-    """The JSON schema of a catalog with every known kind: one `$defs` entry per kind, its options typed."""
+    """The JSON schema of a catalog with every known kind: one `$defs` entry per role and kind, its options typed."""
     defs: dict[str, Any] = {}
     for kind in KINDS:
         schema = kind.options.model_json_schema(ref_template="#/$defs/{model}")
@@ -80,11 +82,12 @@ def catalog_schema() -> dict[str, Any]:
         schema["properties"] = {"kind": {"const": kind.name, "description": kind.summary}, **schema.get("properties", {})}
         schema["required"] = ["kind", *schema.get("required", [])]
         schema["description"] = f"{kind.role.name} source: {kind.summary}"
-        defs[kind.name] = schema
+        # Keyed by role too: one kind name may serve two roles (a code host's commits and its deployments).
+        defs[f"{kind.role.name}.{kind.name}"] = schema
     service = ServiceSpec.model_json_schema(ref_template="#/$defs/{model}")
     service_props = {name: prop for name, prop in service["properties"].items() if name != "sources"}
     for role in ROLES:
-        refs = [{"$ref": f"#/$defs/{kind}"} for kind in sorted(kinds_of(role.name))]
+        refs = [{"$ref": f"#/$defs/{role.name}.{kind}"} for kind in sorted(kinds_of(role.name))]
         service_props[role.name] = {"type": "array", "description": role.summary, "items": {"oneOf": refs}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

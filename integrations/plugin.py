@@ -21,7 +21,8 @@ from integrations.errors import SourceError
 from integrations.roles import Role
 
 # The name of an environment variable, never its value: a catalog is checked in and shared.
-EnvVarName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of the environment variable that holds it")]
+# Upper case only: a token pasted by mistake (`ghp_...`, `xoxb-...`) is refused here instead of quoted in an error later.
+EnvVarName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", description="name of the environment variable that holds it")]
 
 
 class SourceOptions(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field
@@ -28,9 +28,9 @@ class DeploysFile:
         except ValueError as exc:
             raise SourceError(f"deploys file {self.path} is not JSON: {exc}") from exc
         if isinstance(data, dict):
-            data = data.get("deploys", [])
+            data = data.get("deploys")
         if not isinstance(data, list):
-            raise SourceError(f"deploys file {self.path} must hold a list of deploys")
+            raise SourceError(f'deploys file {self.path} must hold a list of deploys or {{"deploys": [...]}}')
         found: list[Deploy] = []
         for item in data:
             if not isinstance(item, dict) or "at" not in item or "version" not in item:
@@ -55,9 +55,8 @@ def _build(options: DeploysFileOptions, base_dir: Path) -> DeploysFile:
 
 
 def _check(source: DeploysFile) -> str:
-    if not source.path.is_file():
-        raise SourceError(f"deploys file {source.path} does not exist")
-    return f"{source.path.stat().st_size:,} bytes"
+    everything = source.deploys(datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+    return f"{len(everything)} deploys, the latest {everything[-1].at:%Y-%m-%d %H:%M} UTC" if everything else "no deploys recorded yet"
 
 
 KIND = SourceKind(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from integrations.errors import SourceError
 from integrations.plugin import SourceKind, SourceOptions, resolve_path
 
 _SEP = "\x1e"
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _FIELD = "\x1f"
 _FORMAT = _FIELD.join(["%H", "%an", "%cI", "%P", "%B"])
 
@@ -46,7 +48,7 @@ class GitChangeSource:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise SourceError(f"git {args[0]} in {self.path} took longer than {self.timeout_s:.0f}s") from exc
+            raise SourceError(f"git {args[0]} in {self.path} took longer than {self.timeout_s:g}s") from exc
         if check and done.returncode != 0:
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise SourceError(f"git {args[0]} failed in {self.path}: {message[-1] if message else done.returncode}")
@@ -105,18 +107,20 @@ class GitChangeSource:
         )
 
     def diff(self, sha: str, *, paths: list[str] | None = None, max_bytes: int = 200_000) -> str:
-        args = ["show", "--format=", "--patch", "-M", "--first-parent", sha]
+        # --end-of-options: a ref from a report or a question is never read as an option (`--output=...`).
+        args = ["show", "--format=", "--patch", "-M", "--first-parent", "--end-of-options", sha]
         if paths:
             args += ["--", *paths]
         return self._git(*args, max_bytes=max_bytes)
 
     def resolve(self, ref: str) -> str | None:
-        out = self._git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).strip()
-        return out or None
+        out = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}", check=False).strip()
+        # A range (`a..b`) answers two lines: it names no single commit.
+        return out if _FULL_SHA.fullmatch(out) else None
 
     def commits_between(self, old: str | None, new: str, *, limit: int = 500) -> list[str]:
         spec = f"{old}..{new}" if old else new
-        out = self._git("rev-list", f"--max-count={limit}", spec, check=False)
+        out = self._git("rev-list", f"--max-count={limit}", "--end-of-options", spec, check=False)
         return [line.strip() for line in out.splitlines() if line.strip()]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field
@@ -30,6 +30,9 @@ def _labels(text: str) -> dict[str, str]:
     return {k.strip(): v.strip().strip('"') for k, v in pairs}
 
 
+COLUMNS = frozenset({"timestamp", "metric", "value"})
+
+
 class MetricsCsv:
     def __init__(self, path: Path, *, name: str = "metrics_csv") -> None:
         self.path = path
@@ -39,7 +42,13 @@ class MetricsCsv:
         found: dict[tuple[str, str], Series] = {}
         try:
             with self.path.open(newline="", encoding="utf-8", errors="replace") as fh:
-                for row in csv.DictReader(fh):
+                reader = csv.DictReader(fh)
+                missing = COLUMNS.difference(reader.fieldnames or ())
+                if missing:
+                    raise SourceError(
+                        f"metrics file {self.path} lacks the columns {', '.join(sorted(missing))} (timestamp,metric,labels,value)"
+                    )
+                for row in reader:
                     try:
                         at = parse_iso(row["timestamp"])
                         value = float(row["value"])
@@ -69,9 +78,8 @@ def _build(options: MetricsCsvOptions, base_dir: Path) -> MetricsCsv:
 
 
 def _check(source: MetricsCsv) -> str:
-    if not source.path.is_file():
-        raise SourceError(f"metrics file {source.path} does not exist")
-    return f"{source.path.stat().st_size:,} bytes"
+    everything = source.series(datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+    return f"{len(everything)} series, {sum(len(s.points) for s in everything):,} points"
 
 
 KIND = SourceKind(

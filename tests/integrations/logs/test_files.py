@@ -1,21 +1,75 @@
-"""`FileLogSource` and `open_lines` on real files: globs, folders, gzip, windows, huge lines, bad paths."""
+"""The `files` log kind: the log contract, then `FileLogSource` and `open_lines` on real files (globs, folders, gzip, huge lines)."""
 
 from __future__ import annotations
 
 import gzip
+import itertools
+import json
 import shutil
 import tracemalloc
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from contracts import SECRET_DIR, Broken, LogRecord, LogSourceContract, MakeLogSource, Options
 from integrations.errors import SourceError
-from integrations.logs.files import FileLogSource, open_lines
+from integrations.logs import files
+from integrations.logs.file_lines import open_lines
+from integrations.logs.files import FileLogSource
 from integrations.logs.parsing import MAX_LINE, MAX_RAW
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "logs"
 ALWAYS = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+# An "endless" log file: the records, then a sparse tail no test could read in time.
+ENDLESS_BYTES = 1 << 40
+
+
+def json_line(record: LogRecord) -> str:
+    entry = {"level": record.level, "msg": record.message}
+    if record.ts is not None:
+        entry = {"time": record.ts.isoformat(), **entry}
+    return json.dumps(entry) + "\n"
+
+
+class TestFilesContract(LogSourceContract):
+    kind = files.KIND
+
+    @pytest.fixture
+    def make_source(self, tmp_path: Path) -> Iterator[MakeLogSource]:
+        counter = itertools.count()
+        sparse: list[Path] = []
+
+        def make(records: Sequence[LogRecord], *, endless: bool = False) -> Options:
+            folder = tmp_path / f"logs-{next(counter)}"
+            folder.mkdir()
+            path = folder / "app.log"
+            with path.open("w", encoding="utf-8") as out:
+                out.writelines(json_line(record) for record in records)
+            if endless:
+                with path.open("r+b") as grow:
+                    grow.truncate(ENDLESS_BYTES)
+                sparse.append(path)
+            return {"paths": [f"{folder.name}/*.log"]}
+
+        yield make
+        # Sparse, but a terabyte on paper is no file to leave behind for the next `du`.
+        for path in sparse:
+            path.unlink(missing_ok=True)
+
+    @pytest.fixture(params=["no file matches", "corrupt gzip"])
+    def broken_source(self, request: pytest.FixtureRequest, tmp_path: Path) -> Broken:
+        if request.param == "no file matches":
+            pattern = f"{SECRET_DIR}/*.log"
+            return Broken({"paths": [pattern]}, target=pattern)
+        packed = tmp_path / SECRET_DIR / "app.log.gz"
+        packed.parent.mkdir()
+        packed.write_bytes(b"\x1f\x8b" + b"\xff" * 64)
+        return Broken(
+            {"paths": [f"{SECRET_DIR}/app.log.gz"]},
+            target=str(packed),
+        )
 
 
 @pytest.fixture
@@ -56,6 +110,19 @@ def test_a_folder_names_every_file_inside_and_globs_are_relative_to_the_base_dir
 
     assert [p.relative_to(logs).as_posix() for p in folder.files()] == ["billing.log.1.gz", "ingress/access.log", "ledger.log"]
     assert [p.name for p in globbed.files()] == ["ledger.log", "access.log"]
+
+
+def test_the_path_option_is_a_shorthand_for_one_entry_of_paths(logs: Path) -> None:
+    options = files.FileLogOptions.model_validate({"path": "logs/ledger.log", "paths": ["logs/*.gz"]})
+
+    source = files.KIND.build(options, logs.parent)
+
+    assert [p.name for p in source.files()] == ["billing.log.1.gz", "ledger.log"]
+
+
+def test_options_without_any_path_are_refused() -> None:
+    with pytest.raises(ValueError, match="give 'paths'"):
+        files.FileLogOptions.model_validate({})
 
 
 def test_events_come_from_every_file_named_by_their_file(logs: Path) -> None:
@@ -107,7 +174,7 @@ def test_an_unreadable_file_raises_source_error(logs: Path, monkeypatch: pytest.
     def refuse(self: Path, *args: object, **kwargs: object) -> object:
         if self.name == "ledger.log":
             raise PermissionError(13, "Permission denied")
-        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+        return original(self, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(Path, "open", refuse)
 
@@ -150,3 +217,10 @@ def test_invalid_utf8_and_binary_junk_are_decoded_leniently(tmp_path: Path) -> N
 
     assert lines[0] == "2025-06-30 17:22:56,096 INFO [a] caf\ufffd \ufffd\ufffd\n"
     assert events[0].message.startswith("caf\ufffd")
+
+
+def test_sources_check_counts_the_readable_files(logs: Path) -> None:
+    source = FileLogSource(["logs"], base_dir=logs.parent)
+
+    assert files.KIND.check is not None
+    assert files.KIND.check(source).startswith("3 readable files, ")
