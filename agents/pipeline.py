@@ -71,7 +71,11 @@ def gather(
         label, into = jobs[future]
         error = future.exception()
         if error is None:
-            into.extend(future.result())
+            result = future.result()
+            into.extend(result)
+            # A source may answer in part (one metric query of several failing): each failed part is shown, the rest counts.
+            for failure in getattr(result, "failures", ()):
+                inputs.degraded.append(Degradation(f"{label}:{failure.query}", failure.reason))
         else:
             reason = str(error) if isinstance(error, SourceError) else f"{type(error).__name__}: {error}"
             log.warning("source_failed", source=label, reason=reason)

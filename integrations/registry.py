@@ -16,7 +16,7 @@ from core.degraded import Degradation
 from integrations.code import deploys_file, git
 from integrations.errors import SourceError
 from integrations.logs import files
-from integrations.metrics import csv_file, prometheus
+from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
 from integrations.runbooks import folder
@@ -27,6 +27,9 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     deploys_file.KIND,
     csv_file.KIND,
     prometheus.KIND,
+    grafana.KIND,
+    datadog.KIND,
+    newrelic.KIND,
     folder.KIND,
 )
 

@@ -12,6 +12,10 @@ class Series:
     metric: str
     labels: dict[str, str] = field(default_factory=dict)
     points: list[tuple[datetime, float]] = field(default_factory=list)
+    # Filled by the query-based kinds (Prometheus, Grafana, Datadog, New Relic); None from a CSV.
+    unit: str | None = None
+    # A link to the same query in the team's own UI (Prometheus graph, Grafana Explore, Datadog, New Relic), when configured.
+    url: str | None = None
 
     @property
     def key(self) -> str:
