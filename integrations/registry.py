@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from core.catalog import Catalog, Location, ServiceSpec, SourceSpec, unknown_key
 from core.degraded import Degradation
-from integrations.code import deploys_file, git
+from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.logs import files
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
@@ -25,6 +25,8 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     files.KIND,
     git.KIND,
     deploys_file.KIND,
+    github.KIND,
+    github.DEPLOYS_KIND,
     csv_file.KIND,
     prometheus.KIND,
     grafana.KIND,

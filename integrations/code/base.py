@@ -24,6 +24,9 @@ class Commit:
     files: list[FileChange] = field(default_factory=list)
     url: str | None = None
     is_merge: bool = False
+    # The merged pull/merge request that brought the commit in, when the code host says (links in reports).
+    pr_url: str | None = None
+    pr_title: str | None = None
 
     @property
     def short(self) -> str:
