@@ -222,7 +222,7 @@ def write_report(evidence: Evidence, alert: Alert, *, investigation_id: str | No
             for s in evidence.signatures[:MAX_SIGNATURES]
         ],
         metrics=[
-            MetricShift(metric=m.metric, change_at=isoformat(m.change_at) or "", before=m.before, after=m.after)
+            MetricShift(metric=m.metric, change_at=isoformat(m.change_at) or "", before=m.before, after=m.after, unit=m.unit, url=m.url)
             for m in evidence.metric_shifts
         ],
         timeline=[TimelineEntry(at=isoformat(t.at) or "", event=t.event, source=t.source) for t in evidence.timeline],

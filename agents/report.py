@@ -68,6 +68,8 @@ class MetricShift(_Open):
     change_at: str
     before: float
     after: float
+    unit: str | None = None
+    url: str | None = None
 
 
 class TimelineEntry(_Open):

@@ -138,7 +138,10 @@ def _metrics(report: dict[str, Any]) -> Block | None:
         return None
     lines = ["*Metric changes*"]
     lines += [
-        f"• `{escape(m.get('metric', ''))}` {m.get('before', 0):.4g} → {m.get('after', 0):.4g} at {_when(m.get('change_at'))}"
+        f"• `{escape(m.get('metric', ''))}` {m.get('before', 0):.4g} → {m.get('after', 0):.4g}"
+        + (f" {escape(m['unit'])}" if m.get("unit") else "")
+        + f" at {_when(m.get('change_at'))}"
+        + (f" · {_link(m['url'], 'open the query')}" if m.get("url") else "")
         for m in shifts[:5]
     ]
     return _section("\n".join(lines))

@@ -59,6 +59,8 @@ def metric_shifts(series: list[Series], *, not_after: datetime | None = None) ->
                     before=round(before, 6),
                     after=round(after, 6),
                     direction="up" if after > before else "down",
+                    unit=item.unit,
+                    url=item.url,
                 ),
             )
         )

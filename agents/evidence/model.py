@@ -107,6 +107,9 @@ class MetricShiftEvidence(BaseModel):
     before: float
     after: float
     direction: Literal["up", "down"] = "up"
+    unit: str | None = None
+    # The same query in the team's own UI (Prometheus, Grafana, Datadog, New Relic), when the source knows it.
+    url: str | None = None
 
 
 class RunbookMatch(BaseModel):
