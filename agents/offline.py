@@ -202,6 +202,8 @@ def write_report(evidence: Evidence, alert: Alert, *, investigation_id: str | No
                 committed_at=isoformat(s.committed_at) or "",
                 deployed_at=isoformat(s.deployed_at),
                 url=s.url,
+                pr_url=s.pr_url,
+                pr_title=s.pr_title,
             )
             for s in evidence.suspects
         ],

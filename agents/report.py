@@ -48,6 +48,8 @@ class SuspectCommit(_Open):
     committed_at: str = ""
     deployed_at: str | None = None
     url: str | None = None
+    pr_url: str | None = None
+    pr_title: str | None = None
 
 
 class Signature(_Open):

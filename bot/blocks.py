@@ -113,8 +113,9 @@ def _suspects(report: dict[str, Any]) -> Block | None:
         title = (s.get("message") or "").strip().splitlines()[0] if (s.get("message") or "").strip() else ""
         sha = _link(s.get("url"), f"{s.get('sha', '')[:8]}")
         who = f" by {escape(s['author'])}" if s.get("author") else ""
+        pull = f" · {_link(s['pr_url'], 'pull request')}" if s.get("pr_url") else ""
         lines.append(
-            f"• {sha} {escape(clip(title, 120))}{who} — score {s.get('score', 0):.2f}\n   _{escape(clip(s.get('reason', ''), 300))}_"
+            f"• {sha} {escape(clip(title, 120))}{who}{pull} — score {s.get('score', 0):.2f}\n   _{escape(clip(s.get('reason', ''), 300))}_"
         )
     return _section("\n".join(lines))
 

@@ -143,6 +143,8 @@ def _suspect_evidence(candidates: list[Candidate], cap: float | None) -> list[Su
                 committed_at=c.commit.committed_at,
                 deployed_at=c.deployed_at,
                 url=c.commit.url,
+                pr_url=c.commit.pr_url,
+                pr_title=c.commit.pr_title,
                 signals=c.signals,
             )
         )

@@ -97,6 +97,9 @@ class SuspectEvidence(BaseModel):
     committed_at: datetime | None = None
     deployed_at: datetime | None = None
     url: str | None = None
+    # The pull/merge request that brought the commit in, when the code host says.
+    pr_url: str | None = None
+    pr_title: str | None = None
     signals: dict[str, float] = Field(default_factory=dict)
 
 

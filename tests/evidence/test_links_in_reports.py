@@ -1,4 +1,4 @@
-"""A metric shift keeps the unit and the link to its query in the team's UI, from the series to every rendering."""
+"""Links a responder can follow from a report: a metric shift to its query (with its unit), a suspect to its pull request."""
 
 from __future__ import annotations
 
@@ -55,3 +55,18 @@ def test_a_csv_series_without_unit_or_link_renders_as_before() -> None:
 
     assert "open the query" not in markdown
     assert "0.01 → 0.4 at" in markdown
+
+
+def test_a_suspect_links_to_its_pull_request_in_markdown_and_slack() -> None:
+    report = SAMPLE_REPORT.to_json_dict()
+    pull = "https://github.example/acme/checkout/pull/412"
+    report["suspect_commits"][0] |= {"pr_url": pull, "pr_title": "Let promo codes discount shipping"}
+    row = Investigation(
+        id="inv_0123456789ab", source="api", service="checkout", title="5xx", window_start=T0, window_end=T0, at=T0, status="done"
+    )
+
+    markdown = render(report, "markdown")
+    _text, blocks = report_message(row, report, jira=None, public_url="http://127.0.0.1:8000")
+
+    assert f"([PR]({pull}))" in markdown
+    assert f"<{pull}|pull request>" in json.dumps(blocks)
