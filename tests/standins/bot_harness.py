@@ -55,6 +55,20 @@ class WebServer:
         )
 
 
+class _DrainWorker(SimpleWorker):
+    """A burst worker without RQ's pub/sub listener thread.
+
+    That channel only carries remote commands (stop, kill a job), which a test drain never gets;
+    tearing its thread down after every burst sometimes blocked for most of a minute (rq 3, redis-py 8).
+    """
+
+    def subscribe(self) -> None:
+        return None
+
+    def unsubscribe(self) -> None:
+        return None
+
+
 @dataclass
 class Worker:
     redis: Redis
@@ -62,7 +76,7 @@ class Worker:
 
     def drain(self) -> None:
         """Run every queued job now, in this process (progress reaches Slack through the registered poster)."""
-        SimpleWorker([Queue(self.queue_name, connection=self.redis)], connection=self.redis).work(burst=True, logging_level="WARNING")
+        _DrainWorker([Queue(self.queue_name, connection=self.redis)], connection=self.redis).work(burst=True, logging_level="WARNING")
 
     def until(self, condition: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Drain repeatedly until `condition()` is truthy (listeners enqueue after their ack, a moment later)."""
