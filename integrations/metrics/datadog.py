@@ -11,14 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import urllib3
-from datadog_api_client import ApiClient, Configuration
-from datadog_api_client.exceptions import ApiException, OpenApiException
-from datadog_api_client.v1.api.authentication_api import AuthenticationApi
-from datadog_api_client.v1.api.metrics_api import MetricsApi
 from pydantic import Field, SecretStr
 
 from integrations import roles
@@ -36,6 +31,10 @@ from integrations.metrics.queries import (
     with_retries,
 )
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
+
+if TYPE_CHECKING:
+    from datadog_api_client import ApiClient
+    from datadog_api_client.exceptions import ApiException
 
 
 class DatadogOptions(SourceOptions, QueryBounds):
@@ -104,6 +103,9 @@ class DatadogMetricsSource:
         self.where = f"Datadog at {options.site_url.rstrip('/')}"
 
     def _client(self, timeout: float) -> ApiClient:
+        # The client is imported when a source reads, not when the registry lists kinds: it is a large package.
+        from datadog_api_client import ApiClient, Configuration
+
         configuration = Configuration(
             host=self.options.site_url.rstrip("/"),
             api_key={"apiKeyAuth": self._api_key.get_secret_value(), "appKeyAuth": self._app_key.get_secret_value()},
@@ -114,6 +116,9 @@ class DatadogMetricsSource:
         return ApiClient(configuration)
 
     def _call(self, what: str, timeout: float, call: Callable[[ApiClient], dict[str, Any]]) -> dict[str, Any]:
+        import urllib3
+        from datadog_api_client.exceptions import ApiException, OpenApiException
+
         try:
             with self._client(timeout) as client:
                 return call(client)
@@ -149,6 +154,8 @@ class DatadogMetricsSource:
         deadline = Deadline(self.options.deadline_s)
         first, last = int(start.timestamp()), int(end.timestamp())
 
+        from datadog_api_client.v1.api.metrics_api import MetricsApi
+
         def read(query: MetricQuery) -> list[Series]:
             def once() -> list[Series]:
                 timeout = deadline.timeout(self.options.timeout_s)
@@ -176,6 +183,9 @@ class DatadogMetricsSource:
 
 
 def _check(source: DatadogMetricsSource) -> str:
+    from datadog_api_client.v1.api.authentication_api import AuthenticationApi
+    from datadog_api_client.v1.api.metrics_api import MetricsApi
+
     answer = source._call("the key check", source.options.timeout_s, lambda client: AuthenticationApi(client).validate().to_dict())
     if not answer.get("valid", False):
         raise SourceError(f"{source.where} says the API key in {source.options.api_key_env} is not valid")

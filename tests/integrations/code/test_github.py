@@ -27,7 +27,8 @@ from contracts import (
     build,
 )
 from integrations.code import github as github_kind
-from integrations.code.github import GitHubChangeSource, GitHubCodeOptions, GitHubDeployOptions, GitHubDeploySource
+from integrations.code.github import GitHubCodeOptions, GitHubDeployOptions
+from integrations.code.github_client import GitHubChangeSource, GitHubDeploySource
 from integrations.errors import SourceError
 
 TOKEN_ENV = "IR_TEST_GITHUB_TOKEN"
