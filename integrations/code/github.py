@@ -1,6 +1,6 @@
 """The `github` kinds' options and descriptors: commits, files, patches and pull requests (code), deployments (deploys).
 
-The client lives in `github_client` and is imported when a source is built, so that
+The clients live in `github_client` and `github_deploys_client` (over `github_api`) and are imported when a source is built, so that
 listing kinds or checking a catalog never loads PyGithub.
 """
 
@@ -15,7 +15,8 @@ from integrations import roles
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions
 
 if TYPE_CHECKING:
-    from integrations.code.github_client import GitHubChangeSource, GitHubDeploySource
+    from integrations.code.github_client import GitHubChangeSource
+    from integrations.code.github_deploys_client import GitHubDeploySource
 
 
 class GitHubOptions(SourceOptions):
@@ -65,7 +66,7 @@ def _build_code(options: GitHubCodeOptions, _base_dir: Path) -> GitHubChangeSour
 
 
 def _build_deploys(options: GitHubDeployOptions, _base_dir: Path) -> GitHubDeploySource:
-    from integrations.code.github_client import GitHubDeploySource
+    from integrations.code.github_deploys_client import GitHubDeploySource
 
     return GitHubDeploySource(options, name=options.name or "github_deployments")
 

@@ -1,9 +1,7 @@
-"""The `github` kinds' client, through PyGithub: commits, files, patches and pull requests (code), deployments (deploys).
+"""The `github` code kind through PyGithub: commits, files, patches and pull requests.
 
-Both talk to the REST API at `base_url` (api.github.com, a GitHub Enterprise
-Server's /api/v3, or a stand-in). Every request goes through one counting gate
-that enforces the read's deadline and the source's call budget and waits out a
-rate limit when it resets before the deadline. Commits are listed with one
+It talks to the REST API at `base_url` (api.github.com, a GitHub Enterprise
+Server's /api/v3, or a stand-in). Every request passes the gate of `github_api`. Commits are listed with one
 paginated call; each commit's files and patches (and its merged pull request)
 cost one or two more, so those are fetched in parallel, only for the newest
 non-merge commits up to a cap, and cached by sha: a Re-run or a follow-up on the
@@ -12,37 +10,28 @@ same service fetches them no more.
 
 from __future__ import annotations
 
-import math
 import re
-import threading
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import datetime
 from itertools import islice
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-import requests
 import structlog
-from github import Auth, Github
 from github.Commit import Commit as GhCommit
-from github.Deployment import Deployment as GhDeployment
-from github.GithubException import BadCredentialsException, GithubException, RateLimitExceededException, UnknownObjectException
+from github.GithubException import GithubException
 from pydantic import TypeAdapter
 
-from integrations.cache import cache_key, cached
-from integrations.code.base import Commit, Deploy
-from integrations.code.github import GitHubCodeOptions, GitHubDeployOptions, GitHubOptions
+from integrations.cache import cached
+from integrations.code.base import Commit
+from integrations.code.github import GitHubCodeOptions
+from integrations.code.github_api import GitHubApi
 from integrations.code.host_common import (
     DETAIL,
     IMMUTABLE_TTL_S,
     MOVING_TTL_S,
     OPTIONAL_SHA,
     SHAS,
-    CallBudget,
     CommitDetail,
     Deadline,
-    FatalHostError,
     FileDetail,
     PullRequestInfo,
     bound_patches,
@@ -53,123 +42,15 @@ from integrations.code.host_common import (
     valid_ref,
 )
 from integrations.errors import SourceError
-from integrations.plugin import secret_from_env
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-PER_PAGE: Final = 100
-# Most rate-limit waits worth sleeping through inside one read; longer ones end the read with the reset time.
-_STATUS_NAMES: Final = {"success", "inactive"}
-_FAILED: Final = {"failure", "error"}
 # Tags and branches listed to resolve names without a call each.
 MAX_REFS: Final = 1000
 _SHA_PREFIX: Final = re.compile(r"^[0-9a-f]{4,40}$")
 _REFS: Final = TypeAdapter(tuple[dict[str, str], bool])
 _PULL_IN_MESSAGE: Final = re.compile(r"^Merge pull request #(?P<merge>\d+) from |\(#(?P<squash>\d+)\)\s*$", re.MULTILINE)
 _PULL: Final[TypeAdapter[PullRequestInfo | None]] = TypeAdapter(PullRequestInfo | None)
-# A deployment may succeed a while after it was created: look that far before the window for ones that landed in it.
-DEPLOY_LAG: Final = timedelta(hours=6)
-
-
-class _GitHub:
-    """One PyGithub client for one repository, with the gate every request passes through."""
-
-    def __init__(self, options: GitHubOptions) -> None:
-        self.options = options
-        self.base_url = options.base_url.rstrip("/")
-        self.repository = options.repository
-        token = secret_from_env(options.token_env, purpose=f"GitHub token for {options.repository}") if options.token_env else None
-        self.client = Github(
-            base_url=self.base_url,
-            auth=Auth.Token(token.get_secret_value()) if token is not None else None,
-            # PyGithub takes whole seconds; a request never outlives the read it belongs to.
-            timeout=max(1, math.ceil(min(options.timeout_s, options.deadline_s))),
-            # Retries and rate-limit sleeps are ours, bounded by the read's deadline; PyGithub's would sleep past it.
-            retry=None,
-            per_page=PER_PAGE,
-            pool_size=options.parallel,
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-            # Lazy: an object costs a request only when read, and every object shares the one gated requester below.
-            lazy=True,
-        )
-        self.repo = self.client.get_repo(options.repository)
-        self.budget = CallBudget(options.max_api_calls)
-        self._local = threading.local()
-        requester = self.client.requester
-        # Every request of every object built from this client passes the gate: deadline, budget, rate-limit waits.
-        requester.requestJsonAndCheck = partial(self._gate, requester.requestJsonAndCheck)  # type: ignore[method-assign]
-
-    @property
-    def api_calls(self) -> int:
-        return self.budget.used
-
-    # --- the gate -----------------------------------------------------------------------------------
-
-    def within(self, deadline: Deadline, call: Callable[[], T], what: str) -> T:
-        """`call()` on this thread with `deadline` governing its requests; PyGithub and transport errors as SourceError."""
-        previous = getattr(self._local, "deadline", None)
-        self._local.deadline = deadline
-        try:
-            return call()
-        except SourceError:
-            raise
-        except BadCredentialsException:
-            raise FatalHostError(self._credentials_problem()) from None
-        except UnknownObjectException:
-            raise FatalHostError(
-                f"repository {self.repository} not found at {self.base_url} (404): check its name and the token's access"
-            ) from None
-        except GithubException as exc:
-            raise SourceError(f"GitHub at {self.base_url} answered {exc.status} to {what}{_message(exc)}") from None
-        except requests.RequestException as exc:
-            raise SourceError(f"GitHub at {self.base_url} cannot be reached ({type(exc).__name__})") from None
-        finally:
-            self._local.deadline = previous
-
-    def _gate(self, request: Callable[..., tuple[dict[str, Any], Any]], *args: Any, **kwargs: Any) -> tuple[dict[str, Any], Any]:
-        deadline: Deadline = getattr(self._local, "deadline", None) or Deadline(self.options.deadline_s)
-        while True:
-            if deadline.expired():
-                raise SourceError(f"GitHub at {self.base_url} did not answer within the source deadline of {deadline.seconds:g}s")
-            if not self.budget.take():
-                raise SourceError(f"GitHub source for {self.repository} spent its budget of {self.budget.limit} API calls")
-            try:
-                return request(*args, **kwargs)
-            except RateLimitExceededException as exc:
-                self._wait_out(exc, deadline)
-            except GithubException as exc:
-                if exc.status != 429:
-                    raise
-                self._wait_out(exc, deadline)
-
-    def _wait_out(self, exc: GithubException, deadline: Deadline) -> None:
-        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
-        wait_s: float | None = None
-        if "retry-after" in headers:
-            wait_s = _number(headers["retry-after"])
-        elif headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
-            reset = _number(headers["x-ratelimit-reset"])
-            wait_s = None if reset is None else max(0.0, reset - time.time()) + 0.5
-        if wait_s is None:
-            # A secondary limit without a hint: GitHub asks for at least a minute.
-            wait_s = 60.0
-        if wait_s >= deadline.remaining():
-            resets = (datetime.now(UTC) + timedelta(seconds=wait_s)).strftime("%H:%M:%S UTC")
-            raise SourceError(
-                f"GitHub at {self.base_url} is rate-limiting {self.repository} ({exc.status}) until {resets}, "
-                f"past the source deadline of {deadline.seconds:g}s"
-            ) from None
-        log.info("github_rate_limited", repository=self.repository, wait_s=round(wait_s, 1))
-        time.sleep(wait_s)
-
-    def _credentials_problem(self) -> str:
-        where = f"the token in {self.options.token_env}" if self.options.token_env else "an anonymous request"
-        return f"GitHub at {self.base_url} refused {where} (401): check the token and its read access to {self.repository}"
-
-    def key(self, *parts: object) -> str:
-        return cache_key("github", {"base_url": self.base_url, "repository": self.repository}, *parts)
 
 
 class GitHubChangeSource:
@@ -178,7 +59,7 @@ class GitHubChangeSource:
     def __init__(self, options: GitHubCodeOptions, *, name: str = "github") -> None:
         self.options = options
         self.name = name
-        self.gh = _GitHub(options)
+        self.gh = GitHubApi(options)
         # What a read could not fetch (commits left without files): kept for the evidence, never silently lost.
         self.problems: list[str] = []
 
@@ -377,95 +258,6 @@ class GitHubChangeSource:
         return f"{full_name} {branch} at {head[:12]}"
 
 
-class GitHubDeploySource:
-    """Deployments of one environment of a GitHub repository, each at the time its first successful status says."""
-
-    def __init__(self, options: GitHubDeployOptions, *, name: str = "github_deployments") -> None:
-        self.options = options
-        self.name = name
-        self.gh = _GitHub(options)
-        self.problems: list[str] = []
-
-    @property
-    def api_calls(self) -> int:
-        return self.gh.api_calls
-
-    def deploys(self, start: datetime, end: datetime) -> list[Deploy]:
-        deadline = Deadline(self.options.deadline_s)
-        start, end = utc(start), utc(end)
-        listed = self.gh.within(deadline, lambda: self._deployments(start - DEPLOY_LAG, end), "listing deployments")
-        landed, problems = in_parallel(
-            listed, partial(self._landed_within, deadline), workers=self.options.parallel, deadline=deadline, what="deployments"
-        )
-        if problems:
-            # A deploy whose status is unknown could be the culprit's: say so rather than answer without it.
-            raise SourceError(f"GitHub deployments of {self.options.repository}: {problems[0]}")
-        found = [deploy for deploy in (landed[i] for i in sorted(landed)) if deploy is not None and start <= deploy.at <= end]
-        return sorted(found, key=lambda d: d.at)
-
-    def _deployments(self, floor: datetime, end: datetime) -> list[_Deployment]:
-        found: list[_Deployment] = []
-        for item in islice(self.gh.repo.get_deployments(environment=self.options.environment), self.options.max_deployments):
-            created = utc(item.created_at)
-            # Listed newest first: once one was created before the floor, every later one was too.
-            if created < floor:
-                break
-            if created > end:
-                continue
-            payload = item.payload if isinstance(item.payload, dict) else {}
-            service = str(payload.get("service") or self.options.service or self.options.repository.split("/", 1)[1])
-            actor = item.creator.login if item.creator else ""
-            found.append(_Deployment(item, item.id, created, service, item.ref or item.sha, item.sha, actor))
-        return found
-
-    def _landed_within(self, deadline: Deadline, deployment: _Deployment) -> Deploy | None:
-        return self.gh.within(deadline, lambda: self._landed(deployment), f"deployment {deployment.id}")
-
-    def _landed(self, deployment: _Deployment) -> Deploy | None:
-        statuses = cached(self.gh.key("statuses", deployment.id), MOVING_TTL_S, _STATUSES, lambda: _statuses(deployment.item))
-        if statuses and statuses[0][0] in _FAILED:
-            return None
-        succeeded = [at for state, at in statuses if state in _STATUS_NAMES]
-        if statuses and not succeeded:
-            # Queued or in progress: not in production yet.
-            return None
-        at = min(succeeded) if succeeded else deployment.created
-        return Deploy(at=at, service=deployment.service, version=deployment.ref, actor=deployment.actor, sha=deployment.sha)
-
-    def describe(self) -> str:
-        deadline = Deadline(self.options.deadline_s)
-
-        def first() -> str:
-            latest = next(iter(self.gh.repo.get_deployments(environment=self.options.environment)), None)
-            if latest is None:
-                return f"{self.options.repository}: no deployments to {self.options.environment} yet"
-            when = f"{utc(latest.created_at):%Y-%m-%d %H:%M} UTC"
-            return f"{self.options.repository}: latest deployment to {self.options.environment} {latest.ref} at {when}"
-
-        return self.gh.within(deadline, first, "listing deployments")
-
-
-class _Deployment:
-    __slots__ = ("actor", "created", "id", "item", "ref", "service", "sha")
-
-    def __init__(self, item: GhDeployment, id: int, created: datetime, service: str, ref: str, sha: str, actor: str) -> None:
-        self.item = item
-        self.id = id
-        self.created = created
-        self.service = service
-        self.ref = ref
-        self.sha = sha
-        self.actor = actor
-
-
-_STATUSES: Final = TypeAdapter(list[tuple[str, datetime]])
-
-
-def _statuses(item: GhDeployment) -> list[tuple[str, datetime]]:
-    # Newest first, as GitHub lists them; a handful is all a deployment ever has.
-    return [(s.state, utc(s.created_at)) for s in islice(item.get_statuses(), 50)]
-
-
 def _summary(data: dict[str, Any]) -> CommitDetail:
     """A commit as the REST API describes it, without its files."""
     inner = data.get("commit") or {}
@@ -507,16 +299,3 @@ def _merged_pull(item: GhCommit, sha: str) -> PullRequestInfo | None:
         labels=[label.name for label in pr.labels],
         reviewers=[user.login for user in pr.requested_reviewers],
     )
-
-
-def _message(exc: GithubException) -> str:
-    data = exc.data if isinstance(exc.data, dict) else {}
-    text = str(data.get("message") or "").splitlines()
-    return f" ({text[0][:120]})" if text else ""
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None

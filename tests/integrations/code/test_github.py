@@ -28,7 +28,8 @@ from contracts import (
 )
 from integrations.code import github as github_kind
 from integrations.code.github import GitHubCodeOptions, GitHubDeployOptions
-from integrations.code.github_client import GitHubChangeSource, GitHubDeploySource
+from integrations.code.github_client import GitHubChangeSource
+from integrations.code.github_deploys_client import GitHubDeploySource
 from integrations.errors import SourceError
 
 TOKEN_ENV = "IR_TEST_GITHUB_TOKEN"

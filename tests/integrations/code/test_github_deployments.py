@@ -11,7 +11,7 @@ from standin_github import GitHubStandin
 from contracts import Broken, DeployRecord, DeploySourceContract, MakeDeploySource, Options
 from integrations.code import github as github_kind
 from integrations.code.github import GitHubDeployOptions
-from integrations.code.github_client import GitHubDeploySource
+from integrations.code.github_deploys_client import GitHubDeploySource
 from tests.integrations.code.test_github import T0, broken, options_of, standins
 
 __all__ = ["standins"]
