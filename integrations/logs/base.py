@@ -28,6 +28,11 @@ class LogEvent:
     `message` is the human message (the `msg` of a JSON line, the text after the
     level and logger of a plain line) plus the first exception line when there is one;
     `raw` is everything the event carried, folded lines included.
+
+    The typed fields below `exception` are the contract between log sources and the
+    analysis: each is None (or empty) unless the event states it. `attributes` keeps the
+    event's structured keys as its source spelled them (beyond time, level and message),
+    those the typed fields were read from included; the analysis reads only the typed fields.
     """
 
     ts: datetime | None
@@ -35,9 +40,24 @@ class LogEvent:
     message: str
     raw: str
     source: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
     frames: list[Frame] = field(default_factory=list)
     exception: str | None = None
+    # The class or kind of the error (`TypeError`, `ECONNREFUSED`) and what the event says went wrong.
+    error_type: str | None = None
+    error_text: str | None = None
+    # The HTTP status and duration of the request the event reports.
+    status: int | None = None
+    duration_ms: float | None = None
+    method: str | None = None
+    # Where the event was written: pod, host (machine or container host name), service.
+    pod: str | None = None
+    host: str | None = None
+    service: str | None = None
+    trace_id: str | None = None
+    # The build the process reports (start-up lines name it), and other services the event names.
+    version: str | None = None
+    peers: tuple[str, ...] = ()
 
 
 LEVELS = ("trace", "debug", "info", "notice", "warning", "error", "critical")

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from agents.evidence.engine import build_evidence
+from agents.evidence.logstats import LogPart, LogStats
 from agents.evidence.model import EvidenceInputs
 from agents.evidence.onset import rising_change_point
 from agents.offline import write_report
@@ -73,7 +74,7 @@ def ev(minute: float, message: str, level: str = "info", **kwargs: object) -> Lo
 
 
 def background(chronic: bool = True) -> list[LogEvent]:
-    events = [ev(m + 0.1 * i, "request completed", fields={"status": 200, "method": "GET"}) for m in range(135) for i in range(3)]
+    events = [ev(m + 0.1 * i, "request completed", status=200, method="GET") for m in range(135) for i in range(3)]
     if chronic:
         events += [ev(m + 0.5, "failed to flush metrics to statsd:9125: connection refused", "error") for m in range(0, 135, 2)]
     return events
@@ -125,9 +126,7 @@ def test_chronic_error_ranks_below_the_new_one_and_onset_is_found() -> None:
 
 def test_dependency_outage_blames_no_commit() -> None:
     deployed = commit("a" * 40, 30, ["src/orders/service.py"], "tidy orders")
-    events = background() + after_onset(
-        "could not connect to server: Connection to orders-db:5432 refused", fields={"dependency": "orders-db"}
-    )
+    events = background() + after_onset("could not connect to server: Connection to orders-db:5432 refused", peers=("orders-db",))
     evidence = build_evidence(
         inputs(events, [deployed], deploys=[Deploy(at=ONSET - timedelta(minutes=25), service="shop", version="a" * 40)])
     )
@@ -191,3 +190,28 @@ def test_untimed_lines_do_not_crash() -> None:
     events = [LogEvent(ts=None, level="error", message="boom \udcff", raw="boom", source="x.log") for _ in range(5)]
     evidence = build_evidence(inputs(events))
     assert evidence.signatures and evidence.onset is None
+
+
+def test_log_statistics_read_the_typed_fields_of_events() -> None:
+    at = START + timedelta(minutes=1)
+    pod = "shop-7d9f8b6c5-x2k4q"
+    part = LogPart(START, END)
+    for event in [
+        LogEvent(at, "info", "GET /v1/items 503", "gw", "gw.log", status=503, duration_ms=120.0, method="GET"),
+        LogEvent(at, "info", "GET /v1/items 200", "gw", "gw.log", status=200, duration_ms=40.0, method="GET"),
+        LogEvent(at, "info", "starting shop", "app", "app.log", version="2.4.1", host=pod),
+        LogEvent(at, "error", "charge failed", "app", "app.log", error_text="gateway timeout", peers=("stripe",), pod=pod),
+    ]:
+        part.add(event)
+
+    stats = LogStats.merge([part.seal()])
+
+    totals = stats.minutes[int(at.timestamp() // 60)]
+    assert (totals.server_errors, totals.latency_n, totals.latency_sum_ms) == (1, 2, 160.0)
+    groups = {group.text: group for group in stats.groups.values()}
+    failed = groups["charge failed | gateway timeout"]
+    assert (failed.names, failed.services) == ({"stripe": 1}, {"shop": 1})
+    assert groups["GET /v1/items 503"].http and groups["GET /v1/items 503"].server_errors == 1
+    marker = stats.markers["2.4.1|"]
+    assert (marker.service, marker.pods) == ("shop", {pod})
+    assert stats.pods == {pod: at.timestamp()}

@@ -238,7 +238,7 @@ def test_free_text_beyond_the_shape_cap_is_still_counted(tmp_path: Path, monkeyp
     folder = write_logs(tmp_path / "logs", seed=9)
     _in_process(monkeypatch)
     expected = read_logs(_inputs(folder), lambda *_: None, [])
-    monkeypatch.setattr("agents.evidence.logstats.MAX_SHAPES", 3)
+    monkeypatch.setattr("agents.evidence.log_parts.MAX_SHAPES", 3)
     capped = read_logs(_inputs(folder), lambda *_: None, [])
     assert capped.events == expected.events
     assert sum(g.count for g in capped.groups.values()) == sum(g.count for g in expected.groups.values())
