@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from agents.flows import open_investigation, window_for
 from bot.context import BACKEND_ERRORS
+from bot.refusals import DeliveryRefused
 from bot.service_mapping import catalog_service_for
 from core.alert import Alert
 from core.catalog import CatalogError
@@ -32,6 +33,7 @@ from integrations.catalog import get_catalog
 log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-PagerDuty-Signature"
+BAD_SIGNATURE = "X-PagerDuty-Signature is missing or matches none of PAGERDUTY_WEBHOOK_SECRETS"
 STARTS = frozenset({"incident.triggered", "incident.reopened"})
 
 
@@ -109,16 +111,16 @@ def pagerduty_router(settings: Settings) -> APIRouter:
     secrets = [s.get_secret_value() for s in settings.pagerduty_webhook_secrets]
 
     @router.post("/webhooks/pagerduty", include_in_schema=False)
-    async def pagerduty_webhook(request: Request) -> JSONResponse:
+    async def pagerduty_webhook(request: Request) -> Response:
         body = await request.body()
         if not signature_valid(body, request.headers.get(SIGNATURE_HEADER), secrets):
-            return JSONResponse({"status": "error", "reason": "bad or missing X-PagerDuty-Signature"}, status_code=401)
+            raise DeliveryRefused(401, "INVALID_SIGNATURE", BAD_SIGNATURE)
         try:
             envelope = json.loads(body)
-        except ValueError:
-            return JSONResponse({"status": "error", "reason": "body is not JSON"}, status_code=400)
+        except ValueError as exc:
+            raise DeliveryRefused(400, "BAD_REQUEST", f"the body is not JSON: {exc}"[:300]) from None
         if not isinstance(envelope, dict):
-            return JSONResponse({"status": "error", "reason": "body is not a JSON object"}, status_code=400)
+            raise DeliveryRefused(400, "BAD_REQUEST", "the JSON body is not an object")
         try:
             status, payload = await run_in_threadpool(handle_event, envelope, settings)
         except QueueUnavailable:

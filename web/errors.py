@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.refusals import DeliveryRefused
 from core.redaction import redact, redact_text
 from web.context import request_id_of
 
@@ -34,6 +35,7 @@ CODES: dict[str, tuple[int, str]] = {
     "UNAUTHENTICATED": (401, "No API key (Authorization: Bearer <key>) or dashboard session."),
     "INVALID_API_KEY": (401, "The API key is unknown."),
     "API_KEY_REVOKED": (401, "The API key was revoked."),
+    "INVALID_SIGNATURE": (401, "A Slack or PagerDuty delivery whose signature is missing, stale or does not match the secret."),
     "INSUFFICIENT_SCOPE": (403, "The key lacks the scope this route needs (read < write < admin)."),
     "CSRF_FAILED": (403, "A dashboard form was posted without its session token."),
     "NOT_FOUND": (404, "No such route."),
@@ -115,6 +117,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, ApiError):
         code, message, details = exc.code, exc.message, exc.details
+    elif isinstance(exc, DeliveryRefused):
+        code, message, details = exc.code, exc.message, None
     else:
         code = _BY_STATUS.get(exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else CODES[code][1]

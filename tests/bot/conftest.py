@@ -109,8 +109,10 @@ def web(bot_env: Settings) -> Iterator[WebServer]:
     """The Slack and PagerDuty routers in a real uvicorn server on loopback."""
     from bot.http import slack_router
     from bot.pagerduty_webhook import pagerduty_router
+    from web import errors
 
     app = FastAPI()
+    errors.install(app)  # as in web.app: refusals are written in the one error format
     app.include_router(slack_router(bot_env))
     app.include_router(pagerduty_router(bot_env))
     port = _free_port()
