@@ -28,7 +28,7 @@ ON_INVESTIGATION_FAILURE = "agents.jobs.on_investigation_failure"
 # Alerts of one service arriving this close together are one incident: the first is investigated, the rest join it.
 COALESCE_WINDOW = timedelta(minutes=10)
 # Only alerting sources storm; a person asking (Slack command, API) gets the investigation they asked for.
-COALESCED_SOURCES = frozenset({Source.pagerduty_post, Source.pagerduty_webhook})
+COALESCED_SOURCES = frozenset({Source.pagerduty_post, Source.pagerduty_webhook, Source.alert_post})
 COALESCED_INTO = "coalesced_into"
 
 
@@ -171,7 +171,7 @@ def rerun(investigation_id: str, *, requested_by: str | None) -> Investigation:
     new, _ = open_investigation(
         alert=alert.model_copy(update={"incident_id": None}),
         service=old.service,
-        source=Source(old.source) if old.source not in (Source.pagerduty_post, Source.pagerduty_webhook) else Source.api,
+        source=Source(old.source) if old.source not in COALESCED_SOURCES else Source.api,
         window=Window(start=old.window_start, end=old.window_end, at=old.at),
         slack_channel=old.slack_channel,
         slack_thread_ts=old.slack_thread_ts,

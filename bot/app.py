@@ -49,6 +49,10 @@ def create_bolt_app(settings: Settings) -> App:
             app.command(route.match)(route.handler)
         elif route.kind == "event":
             app.event(route.match)(route.handler)
+        elif route.kind == "shortcut":
+            app.shortcut(route.match)(route.handler)
+        elif route.kind == "view":
+            app.view(route.match)(route.handler)
         else:
             app.action(route.match)(route.handler)
     return app

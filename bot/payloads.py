@@ -49,9 +49,17 @@ class MessageEvent(TypedDict, total=False):
     edited: dict[str, Any]
 
 
+class Authorization(TypedDict, total=False):
+    team_id: str
+    user_id: str
+    is_bot: bool
+
+
 class EventEnvelope(TypedDict, total=False):
     type: str
     team_id: str
+    api_app_id: str
+    authorizations: list[Authorization]
     event_id: str
     event_time: int
     event: MessageEvent
@@ -103,3 +111,44 @@ class ButtonValue(BaseModel):
             return cls.model_validate_json(raw)
         except ValidationError:
             return None
+
+
+class ShortcutPayload(TypedDict, total=False):
+    """A message shortcut (`message_action`): the message it was used on, and a trigger for `views.open`."""
+
+    type: str
+    callback_id: str
+    trigger_id: str
+    user: ActionUser
+    channel: ActionChannel
+    message: MessageEvent
+    message_ts: str
+    response_url: str
+
+
+class ViewState(TypedDict, total=False):
+    values: dict[str, dict[str, dict[str, Any]]]
+
+
+class ViewPayload(TypedDict, total=False):
+    id: str
+    type: str
+    callback_id: str
+    private_metadata: str
+    state: ViewState
+    hash: str
+
+
+class ViewSubmission(TypedDict, total=False):
+    type: str
+    user: ActionUser
+    view: ViewPayload
+    trigger_id: str
+
+
+class AppHomeOpenedEvent(TypedDict, total=False):
+    type: str
+    user: str
+    channel: str
+    tab: str
+    event_ts: str

@@ -41,6 +41,7 @@ class Source(StrEnum):
     slack_command = "slack_command"
     pagerduty_post = "pagerduty_post"
     pagerduty_webhook = "pagerduty_webhook"
+    alert_post = "alert_post"
     api = "api"
     cli = "cli"
 

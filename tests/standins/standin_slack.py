@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
+from blockkit import problems
 from loopback import LoopbackServer
 
 BOT_USER_ID = "U0BOT0001"
@@ -59,6 +60,10 @@ class SlackStandin:
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self.user_groups: dict[str, list[str]] = {}
+        self.views: dict[str, dict[str, Any]] = {}
+        self._used_triggers: set[str] = set()
+        self._view_ids = itertools.count(1)
+        self.socket_mode: Any = None
         self._http = LoopbackServer(self._handler(), name="slack-standin")
 
     # lifecycle ----------------------------------------------------------------
@@ -75,6 +80,10 @@ class SlackStandin:
         return f"{self._http.base_url}/api/"
 
     # scripting and inspection ---------------------------------------------------
+
+    def attach_socket_mode(self, socket_mode: Any) -> None:
+        """apps.connections.open (with an app-level token) hands out this stand-in's ws:// URLs."""
+        self.socket_mode = socket_mode
 
     def script(self, method: str, *replies: Reply) -> None:
         """The next calls of `method` get these replies, in order; later calls the default."""
@@ -133,9 +142,48 @@ class SlackStandin:
             return {"ok": True, "user": {"id": params.get("user"), "name": "someone", "real_name": "Some One"}}
         if method == "usergroups.users.list":
             return {"ok": True, "users": self.user_groups.get(str(params.get("usergroup")), [])}
+        if method in ("views.open", "views.publish", "views.update", "views.push"):
+            return self._view(method, params)
         if method == "apps.connections.open":
             return {"ok": False, "error": "not_allowed_token_type"}
         return {"ok": False, "error": "unknown_method"}
+
+    def _view(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        """views.*: trigger ids are single-use, the view must pass Block Kit's limits, Home views go to a user."""
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": ["[ERROR] missing required field: view"]}}
+        if method in ("views.open", "views.push"):
+            trigger = str(params.get("trigger_id") or "")
+            if not trigger:
+                return {"ok": False, "error": "invalid_trigger_id"}
+            with self._lock:
+                if trigger in self._used_triggers:
+                    return {"ok": False, "error": "exchanged_trigger_id"}
+                self._used_triggers.add(trigger)
+        if method == "views.publish":
+            if not params.get("user_id"):
+                return {
+                    "ok": False,
+                    "error": "invalid_arguments",
+                    "response_metadata": {"messages": ["[ERROR] missing required field: user_id"]},
+                }
+            if view.get("type") != "home":
+                return {
+                    "ok": False,
+                    "error": "invalid_arguments",
+                    "response_metadata": {"messages": ["[ERROR] must be a home view [/type]"]},
+                }
+        found = problems(view)
+        if found:
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": [f"[ERROR] {p}" for p in found]}}
+        view_id = str(params.get("view_id") or f"V0VIEW{next(self._view_ids):04d}")
+        stored = {**view, "id": view_id, "team_id": TEAM_ID, "state": {"values": {}}, "hash": f"{time.time():.6f}"}
+        with self._lock:
+            self.views[view_id] = stored
+        return {"ok": True, "view": stored}
 
     def _answer(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Reply:
         with self._lock:
@@ -145,6 +193,11 @@ class SlackStandin:
             reply = scripted
         elif not headers.get("authorization", "").startswith("Bearer x"):
             reply = Reply(200, {"ok": False, "error": "not_authed"})
+        elif method == "apps.connections.open" and self.socket_mode is not None:
+            if headers.get("authorization", "").startswith("Bearer xapp-"):
+                reply = Reply(200, {"ok": True, "url": self.socket_mode.new_url()})
+            else:
+                reply = Reply(200, {"ok": False, "error": "not_allowed_token_type"})
         else:
             reply = Reply(200, self._default(method, params))
         with self._lock:
@@ -170,7 +223,7 @@ class SlackStandin:
                     params.update(json.loads(raw))
                 elif raw:
                     params.update(dict(parse_qsl(raw.decode())))
-                for key in ("blocks", "attachments"):
+                for key in ("blocks", "attachments", "view"):
                     if isinstance(params.get(key), str):
                         params[key] = json.loads(params[key])
                 return params
