@@ -10,12 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from bot.payloads import MessageEvent
-from core.alert import Alert
-from core.models import Source
 
 # The PagerDuty app's id in every Slack workspace (slack.com/marketplace/A1FKYAUUX-pagerduty).
 PAGERDUTY_APP_ID = "A1FKYAUUX"
@@ -39,32 +36,6 @@ class PagerDutyPost:
     service_name: str | None = None
     service_id: str | None = None
     urgency: str = "high"
-
-    def to_alert(self, *, service: str, posted_at: datetime | None = None) -> Alert:
-        return Alert(
-            title=self.title or f"PagerDuty incident {self.incident_id}",
-            service=service,
-            summary=self.title,
-            urgency=self.urgency,
-            status=self.status,
-            created_at=posted_at or datetime.now(UTC),
-            source=Source.pagerduty_post.value,
-            url=self.url,
-            incident_id=self.incident_id,
-            details={
-                k: v
-                for k, v in {"pagerduty_service": self.service_name, "pagerduty_service_id": self.service_id, "number": self.number}.items()
-                if v
-            },
-        )
-
-
-def is_pagerduty_message(message: MessageEvent, app_ids: list[str]) -> bool:
-    """True for a message from the PagerDuty app, judged by bot_id/app_id (subtypes differ between layouts)."""
-    wanted = set(app_ids) or {PAGERDUTY_APP_ID}
-    profile = message.get("bot_profile") or {}
-    ids = {message.get("bot_id"), message.get("app_id"), profile.get("app_id"), profile.get("id")}
-    return bool(wanted & {i for i in ids if i})
 
 
 def _texts(node: Any) -> Iterator[str]:

@@ -107,8 +107,9 @@ def all_texts(message: MessageEvent) -> list[str]:
 
 
 def first_attachment(message: MessageEvent) -> dict[str, Any]:
-    attachments = message.get("attachments") or []
-    return attachments[0] if attachments and isinstance(attachments[0], dict) else {}
+    # A payload is only as well-formed as the app that posted it: anything but a list of objects means none.
+    attachments = message.get("attachments")
+    return attachments[0] if isinstance(attachments, list) and attachments and isinstance(attachments[0], dict) else {}
 
 
 def unlink(text: str) -> str:

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 from bot_harness import fixture
 
+from bot.alerts.registry import PAGERDUTY, parser_for
 from bot.command_investigate import CommandError, InvestigateRequest, parse_investigate
-from bot.pagerduty_post import is_pagerduty_message, parse_pagerduty_message
+from bot.pagerduty_post import parse_pagerduty_message
 from core.catalog import Catalog, ServiceSpec
 
 CATALOG = Catalog(services={"checkout": ServiceSpec(aliases=["checkout-api"]), "payments-api": ServiceSpec()})
@@ -56,9 +57,9 @@ def test_pagerduty_message_is_recognised_by_app_id_not_subtype() -> None:
     message = fixture("pagerduty_post_triggered.json")["event"]
     without_subtype = {k: v for k, v in message.items() if k != "subtype"}
 
-    assert is_pagerduty_message(without_subtype, [])
-    assert not is_pagerduty_message({**without_subtype, "bot_id": "B0OTHER", "app_id": "A0OTHER", "bot_profile": {}}, [])
-    assert is_pagerduty_message({"bot_id": "B0CUSTOM"}, ["B0CUSTOM"])
+    assert parser_for(without_subtype) is PAGERDUTY
+    assert parser_for({**without_subtype, "bot_id": "B0OTHER", "app_id": "A0OTHER", "bot_profile": {}}) is not PAGERDUTY
+    assert parser_for({"bot_id": "B0CUSTOM"}, pagerduty_ids=["B0CUSTOM"]) is PAGERDUTY
 
 
 def test_pagerduty_block_message_yields_incident_service_urgency_and_status() -> None:

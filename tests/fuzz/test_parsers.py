@@ -11,8 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.alerts.registry import PARSERS, recognise
 from bot.command_investigate import CommandError, InvestigateRequest, parse_investigate
-from bot.pagerduty_post import PagerDutyPost, is_pagerduty_message, parse_pagerduty_message
+from bot.pagerduty_post import PagerDutyPost, parse_pagerduty_message
 from core.catalog import Catalog, load_catalog
 from integrations.logs.parsing import parse_stream
 
@@ -112,7 +113,7 @@ message = st.fixed_dictionaries(
 @FUZZ
 @given(payload=message)
 def test_pagerduty_post_parser_never_crashes(payload: dict[str, Any]) -> None:
-    is_pagerduty_message(payload, [])  # type: ignore[arg-type]
+    recognise(payload, pagerduty_ids=[])  # type: ignore[arg-type]
     parsed = parse_pagerduty_message(payload)  # type: ignore[arg-type]
     assert parsed is None or (isinstance(parsed, PagerDutyPost) and parsed.incident_id)
 
@@ -149,3 +150,12 @@ def test_log_parser_never_crashes_and_keeps_every_event_well_formed(lines: list[
     for event in parse_stream(iter(physical), "fuzz.log"):
         assert isinstance(event.message, str) and isinstance(event.raw, str)
         assert event.ts is None or event.ts.tzinfo is not None
+
+
+@FUZZ
+@given(payload=message)
+def test_every_alert_post_parser_reads_any_payload_without_crashing(payload: dict[str, Any]) -> None:
+    for parser in PARSERS:
+        parser.looks_like(payload)  # type: ignore[arg-type]
+        parsed = parser.parse(payload)  # type: ignore[arg-type]
+        assert parsed is None or (parsed.tool == parser.tool and parsed.alert_id)
