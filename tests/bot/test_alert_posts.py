@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from bot_harness import WebServer, fixture
+from bot_harness import WebServer, fixture, wait_until
 from standin_slack import SlackStandin
 
 from core.models import Investigation
@@ -21,16 +21,6 @@ TOOLS = [
     ("opsgenie_created.json", "opsgenie_closed_edit.json", "checkout", "Opsgenie"),
     ("cloudwatch_alarm.json", "cloudwatch_ok.json", "notifications-worker", "CloudWatch"),
 ]
-
-
-def _wait(condition: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition not met")
 
 
 def _rows() -> list[Investigation]:
@@ -58,13 +48,13 @@ def test_tool_alert_post_starts_one_investigation_and_its_resolution_is_noted_on
     fired, ended = fixture(firing), fixture(resolved)
 
     assert web.event(fired).status_code == 200
-    row = _wait(_rows)[0]
+    row = wait_until(_rows)[0]
     assert web.event(_again(fired, "Ev0REPOST1")).status_code == 200
     assert web.event(fired, retry_num=1).status_code == 200
     assert web.event(ended).status_code == 200
     assert web.event(_again(ended, "Ev0REPOST2")).status_code == 200
 
-    notes = _wait(lambda: _replies(slack, f"{tool} reports this alert resolved"))
+    notes = wait_until(lambda: _replies(slack, f"{tool} reports this alert resolved"))
     time.sleep(0.5)
     assert len(_replies(slack, "reports this alert resolved")) == 1
     assert notes[0].params["thread_ts"] == _root_ts(fired) and notes[0].params["channel"] == CHANNEL
@@ -76,16 +66,16 @@ def test_tool_alert_post_starts_one_investigation_and_its_resolution_is_noted_on
 def test_alert_firing_again_after_resolution_joins_the_running_investigation_with_one_pointer(web: WebServer, slack: SlackStandin) -> None:
     fired = fixture("alertmanager_firing.json")
     web.event(fired)
-    lead = _wait(_rows)[0]
+    lead = wait_until(_rows)[0]
     web.event(fixture("alertmanager_resolved.json"))
-    _wait(lambda: _replies(slack, "reports this alert resolved"))
+    wait_until(lambda: _replies(slack, "reports this alert resolved"))
     refired = _again(fired, "Ev0AMREFIRE")
     refired["event"]["ts"] = "1748557800.000900"
 
     web.event(refired)
     web.event(_again(refired, "Ev0AMREFIRE2"))
 
-    pointer = _wait(lambda: _replies(slack, "Part of an alert storm"))
+    pointer = wait_until(lambda: _replies(slack, "Part of an alert storm"))
     time.sleep(0.5)
     rows = _rows()
     assert len(rows) == 2 and rows[1].parent_id == lead.id
@@ -98,12 +88,12 @@ def test_storm_alerts_from_other_tools_each_get_one_reply_pointing_to_the_invest
     web: WebServer, slack: SlackStandin
 ) -> None:
     web.event(fixture("pagerduty_post_triggered.json"))
-    lead = _wait(_rows)[0]
+    lead = wait_until(_rows)[0]
     web.event(fixture("datadog_triggered.json"))
     web.event(fixture("cloudwatch_alarm.json"))
     web.event(_again(fixture("cloudwatch_alarm.json"), "Ev0CWDUP"))
 
-    pointers = _wait(lambda: len(_replies(slack, "Part of an alert storm")) >= 2 and _replies(slack, "Part of an alert storm"))
+    pointers = wait_until(lambda: len(_replies(slack, "Part of an alert storm")) >= 2 and _replies(slack, "Part of an alert storm"))
     time.sleep(0.5)
     rows = _rows()
     assert len(rows) == 3 and {r.parent_id for r in rows[1:]} == {lead.id}
@@ -122,7 +112,7 @@ def test_unmapped_alert_gets_one_reply_saying_how_to_map_it_and_starts_nothing(w
     web.event(envelope)
     web.event(_again(envelope, "Ev0UNMAPPED2"))
 
-    reply = _wait(lambda: _replies(slack, "I don't know which service this alertmanager alert"))
+    reply = wait_until(lambda: _replies(slack, "I don't know which service this alertmanager alert"))
     time.sleep(0.5)
     assert len(_replies(slack, "I don't know which service")) == 1
     assert "`service=ledger`" in reply[0].params["text"] and reply[0].params["thread_ts"] == _root_ts(envelope)

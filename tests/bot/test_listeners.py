@@ -7,22 +7,12 @@ import time
 from typing import Any
 
 import pytest
-from bot_harness import WebServer, fixture
+from bot_harness import WebServer, fixture, wait_until
 from redis import Redis
 from rq import Queue
 from standin_slack import SlackStandin, error
 
 from core.runtime import get_store
-
-
-def _wait(condition: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition not met")
 
 
 def test_slash_command_outside_allowed_channels_is_refused_in_the_ack(
@@ -68,7 +58,7 @@ def test_bot_not_in_channel_tells_the_caller_and_starts_nothing(web: WebServer, 
 
     assert web.command(fixture("slash_command.json")).status_code == 200
 
-    ephemeral = _wait(lambda: slack.of("chat.postEphemeral"))
+    ephemeral = wait_until(lambda: slack.of("chat.postEphemeral"))
     assert "not_in_channel" in ephemeral[0].params["text"] and "/invite" in ephemeral[0].params["text"]
     assert get_store().list_investigations()[0] == []
 
@@ -88,7 +78,7 @@ def test_database_down_gets_a_try_again_ephemeral_not_an_error(
     response = web.command(fixture("slash_command.json"))
 
     assert response.status_code == 200
-    ephemeral = _wait(lambda: slack.of("chat.postEphemeral"))
+    ephemeral = wait_until(lambda: slack.of("chat.postEphemeral"))
     assert "temporarily unavailable" in ephemeral[0].params["text"] and "try again in a minute" in ephemeral[0].params["text"]
 
 
@@ -98,7 +88,7 @@ def test_slash_command_retried_with_the_same_trigger_starts_one_investigation(
     web.command(fixture("slash_command.json"))
     web.command(fixture("slash_command.json"))
 
-    _wait(lambda: get_store().list_investigations()[0])
+    wait_until(lambda: get_store().list_investigations()[0])
     time.sleep(0.5)
     rows, _ = get_store().list_investigations()
     assert len(rows) == 1 and rows[0].source == "slack_command" and rows[0].requested_by == "U0ONCALL1"
@@ -114,7 +104,7 @@ def test_unmapped_pagerduty_service_gets_one_how_to_map_reply(web: WebServer, sl
     web.event(unmapped)
     web.event(unmapped | {"event_id": "Ev0PDAGAIN"})
 
-    replies = _wait(lambda: slack.of("chat.postMessage", thread_ts=post["event"]["ts"]))
+    replies = wait_until(lambda: slack.of("chat.postMessage", thread_ts=post["event"]["ts"]))
     time.sleep(0.3)
     replies = slack.of("chat.postMessage", thread_ts=post["event"]["ts"])
     assert len(replies) == 1
@@ -165,6 +155,6 @@ def test_bot_replies_and_edits_in_a_thread_are_not_questions(web: WebServer, sla
     web.event(reply | {"event_id": "Ev3", "event": reply["event"] | {"thread_ts": reply["event"]["ts"]}})
     web.event(reply | {"event_id": "Ev4"})
 
-    _wait(lambda: get_store().follow_ups(row.id))
+    wait_until(lambda: get_store().follow_ups(row.id))
     time.sleep(0.3)
     assert [f.question for f in get_store().follow_ups(row.id)] == ["which commit?"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from blockkit import problems
-from bot_harness import WebServer, fixture
+from bot_harness import WebServer, fixture, wait_until
 from standin_slack import SlackStandin
 
 from bot.home import home_view
@@ -20,16 +20,6 @@ from core.runtime import get_store
 CHANNEL = "C0INCIDENT"
 HUMAN_TS = "1748554200.000300"
 HUMAN = {"type": "message", "user": "U0DEV0001", "text": "checkout-api is throwing 500s on /pay since 21:30, anyone?", "ts": HUMAN_TS}
-
-
-def _wait(condition: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition not met")
 
 
 def _rows() -> list[Investigation]:
@@ -79,7 +69,7 @@ def _choose(value: str) -> dict[str, Any]:
 
 def _open_from_message(web: WebServer, slack: SlackStandin, message: dict[str, Any]) -> dict[str, Any]:
     assert web.action(_shortcut(message)).status_code == 200
-    opened = _wait(lambda: slack.of("views.open"))
+    opened = wait_until(lambda: slack.of("views.open"))
     return dict(opened[0].params["view"])
 
 
@@ -90,7 +80,7 @@ def test_message_shortcut_opens_a_modal_prefilled_with_guessed_service_and_time_
     response = web.action(_shortcut(HUMAN))
     acked = time.monotonic()
 
-    opened = _wait(lambda: slack.of("views.open"))
+    opened = wait_until(lambda: slack.of("views.open"))
     assert response.status_code == 200 and acked - sent < 3.0
     assert opened[0].at - sent < 3.0 and opened[0].params["trigger_id"] == "1111.2222.shortcut"
     view = opened[0].params["view"]
@@ -131,7 +121,7 @@ def test_modal_submission_starts_one_investigation_in_the_messages_thread(web: W
     again = web.action(copy.deepcopy(payload))
 
     assert first.status_code == 200 and first.text == "" and again.status_code == 200
-    row = _wait(_rows)[0]
+    row = wait_until(_rows)[0]
     time.sleep(0.5)
     assert len(_rows()) == 1
     assert (row.service, row.slack_channel, row.slack_thread_ts, row.requested_by) == ("checkout", CHANNEL, HUMAN_TS, "U0ONCALL1")
@@ -155,7 +145,7 @@ def test_modal_submission_without_a_service_or_with_a_future_time_shows_field_er
 
 def test_app_home_shows_the_users_recent_and_running_investigations_and_a_start_button(web: WebServer, slack: SlackStandin) -> None:
     assert "Queued an investigation" in web.command(fixture("slash_command.json")).text
-    _wait(_rows)
+    wait_until(_rows)
     envelope = {
         "type": "event_callback",
         "team_id": "T0TEAM001",
@@ -167,7 +157,7 @@ def test_app_home_shows_the_users_recent_and_running_investigations_and_a_start_
 
     assert web.event(envelope).status_code == 200
 
-    published = _wait(lambda: slack.of("views.publish"))
+    published = wait_until(lambda: slack.of("views.publish"))
     view = published[0].params["view"]
     assert published[0].params["user_id"] == "U0ONCALL1" and problems(view) == []
     text = "\n".join(str(b.get("text", {}).get("text", "")) for b in view["blocks"])
@@ -194,7 +184,7 @@ def test_home_button_opens_the_start_modal_and_its_submission_posts_in_the_chose
     }
 
     assert web.action(click).status_code == 200
-    view = {**_wait(lambda: slack.of("views.open"))[0].params["view"], "id": "V0HOMESTART"}
+    view = {**wait_until(lambda: slack.of("views.open"))[0].params["view"], "id": "V0HOMESTART"}
     services = [o["value"] for o in _block(view, "service")["element"]["options"]]
     assert services == ["checkout", "notifications-worker"] and problems(view) == []
 
@@ -211,7 +201,7 @@ def test_home_button_opens_the_start_modal_and_its_submission_posts_in_the_chose
     )
 
     assert response.status_code == 200 and response.text == ""
-    row = _wait(_rows)[0]
+    row = wait_until(_rows)[0]
     root = slack.of("chat.postMessage", channel=CHANNEL)[0]
     assert "started an investigation of *notifications-worker*" in root.params["text"] and "thread_ts" not in root.params
     assert (row.service, row.slack_channel, row.requested_by) == ("notifications-worker", CHANNEL, "U0ONCALL1") and row.slack_thread_ts

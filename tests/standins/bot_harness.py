@@ -55,6 +55,17 @@ class WebServer:
         )
 
 
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll until `condition()` is truthy and return it (listeners act after their ack, a moment later)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
 class _DrainWorker(SimpleWorker):
     """A burst worker without RQ's pub/sub listener thread.
 
