@@ -145,28 +145,44 @@ def start_from_command(request: InvestigateRequest, command: SlashCommand, ctx: 
             channel=channel, user=user, text=f":warning: I could not post in this channel ({error}), so nothing was started.{hint}"
         )
         return
+    queue_in_thread(
+        request,
+        title=what,
+        user=user,
+        channel=str(root["channel"]),
+        thread_ts=str(root["ts"]),
+        ctx=ctx,
+        catalog=catalog,
+        via="slash_command",
+    )
+
+
+def queue_in_thread(
+    request: InvestigateRequest, *, title: str, user: str, channel: str, thread_ts: str, ctx: BotContext, catalog: Catalog, via: str
+) -> None:
+    """Record and queue an investigation whose thread exists; a failure is said in that thread or to the requester."""
     window = window_for(catalog, at=request.at, since_s=request.since_s)
-    alert = Alert(title=what, summary=request.what, service=request.service, created_at=window.at, source=Source.slack_command.value)
+    alert = Alert(title=title, summary=request.what, service=request.service, created_at=window.at, source=Source.slack_command.value)
     try:
         investigation, _ = open_investigation(
             alert=alert,
             service=request.service,
             source=Source.slack_command,
             window=window,
-            slack_channel=str(root["channel"]),
-            slack_thread_ts=str(root["ts"]),
+            slack_channel=channel,
+            slack_thread_ts=thread_ts,
             requested_by=user,
         )
     except QueueUnavailable:
-        log.warning("command_queue_unavailable", service=request.service)
+        log.warning("request_queue_unavailable", service=request.service, via=via)
         ctx.reply(
-            channel=str(root["channel"]),
-            thread_ts=str(root["ts"]),
+            channel=channel,
+            thread_ts=thread_ts,
             text=":warning: The job queue is not answering; the investigation is recorded and starts as soon as it is back.",
         )
         return
     except BACKEND_ERRORS:
-        log.exception("command_store_failed", service=request.service)
+        log.exception("request_store_failed", service=request.service, via=via)
         ctx.ephemeral(channel=channel, user=user, text=UNAVAILABLE)
         return
-    log.info("investigation_requested", investigation_id=investigation.id, service=request.service, user=user)
+    log.info("investigation_requested", investigation_id=investigation.id, service=request.service, user=user, via=via)

@@ -15,18 +15,14 @@ import structlog
 from slack_bolt import Ack
 from slack_sdk.errors import SlackApiError
 
-from agents.flows import open_investigation, window_for
 from bot.access import check_access
 from bot.blocks import escape
 from bot.client import slack_error
-from bot.command_investigate import InvestigateRequest, start_from_command
+from bot.command_investigate import InvestigateRequest, queue_in_thread, start_from_command
 from bot.context import BACKEND_ERRORS, UNAVAILABLE, BotContext, first_delivery
 from bot.modals import ModalContext, ModalRequest, guess_service, investigate_modal, message_text, read_submission
 from bot.payloads import BlockActionsPayload, ShortcutPayload, SlashCommand, ViewPayload, ViewSubmission
-from core.alert import Alert
 from core.catalog import Catalog, CatalogError
-from core.models import Source
-from core.queue import QueueUnavailable
 from integrations.catalog import get_catalog
 
 log = structlog.get_logger(__name__)
@@ -130,27 +126,13 @@ def _start_in_thread(request: ModalRequest, *, user: str, view_key: str, ctx: Bo
             text=":warning: I could not post in that thread, so nothing was started. Invite me first: `/invite @Incident Responder`.",
         )
         return
-    window = window_for(catalog, at=request.at, since_s=request.since_s)
-    alert = Alert(title=what, summary=request.what, service=request.service, created_at=window.at, source=Source.slack_command.value)
-    try:
-        investigation, _ = open_investigation(
-            alert=alert,
-            service=request.service,
-            source=Source.slack_command,
-            window=window,
-            slack_channel=request.channel,
-            slack_thread_ts=request.thread_ts,
-            requested_by=user,
-        )
-    except QueueUnavailable:
-        ctx.reply(
-            channel=request.channel,
-            thread_ts=request.thread_ts,
-            text=":warning: The job queue is not answering; the investigation is recorded and starts as soon as it is back.",
-        )
-        return
-    except BACKEND_ERRORS:
-        log.exception("shortcut_store_failed", service=request.service)
-        ctx.ephemeral(channel=request.channel, user=user, text=UNAVAILABLE)
-        return
-    log.info("investigation_requested", investigation_id=investigation.id, service=request.service, user=user, via="message_shortcut")
+    queue_in_thread(
+        InvestigateRequest(service=request.service, what=request.what, since_s=request.since_s, at=request.at),
+        title=what,
+        user=user,
+        channel=request.channel,
+        thread_ts=request.thread_ts,
+        ctx=ctx,
+        catalog=catalog,
+        via="message_shortcut",
+    )
