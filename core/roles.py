@@ -21,6 +21,7 @@ CODE: Final = RoleInfo("code", "the code host: commits, their files and diffs")
 DEPLOYS: Final = RoleInfo("deploys", "where deploys are recorded (a CD system, a file)")
 METRICS: Final = RoleInfo("metrics", "time series around the incident")
 RUNBOOKS: Final = RoleInfo("runbooks", "what the team wrote down about handling incidents")
+INFRA: Final = RoleInfo("infra", "what the platform says about the service's pods, containers and nodes (Kubernetes)")
 
-ROLES: Final = (LOGS, CODE, DEPLOYS, METRICS, RUNBOOKS)
+ROLES: Final = (LOGS, CODE, DEPLOYS, METRICS, RUNBOOKS, INFRA)
 ROLE_NAMES: Final = tuple(role.name for role in ROLES)

@@ -88,7 +88,9 @@ def catalog_schema() -> dict[str, Any]:
     service_props = {name: prop for name, prop in service["properties"].items() if name != "sources"}
     for role in ROLES:
         refs = [{"$ref": f"#/$defs/{role.name}.{kind}"} for kind in sorted(kinds_of(role.name))]
-        service_props[role.name] = {"type": "array", "description": role.summary, "items": {"oneOf": refs}}
+        # A role this build has no kind for yet takes no entries ("oneOf" may not be empty).
+        items: dict[str, Any] = {"oneOf": refs} if refs else {"not": {}}
+        service_props[role.name] = {"type": "array", "description": role.summary, "items": items}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

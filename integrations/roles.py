@@ -14,6 +14,7 @@ from typing import Any, Final, Generic, TypeVar
 from core import roles as names
 from core.roles import RoleInfo
 from integrations.code.base import ChangeSource, Commit, Deploy, DeploySource
+from integrations.infra.base import InfraFact, InfraSource
 from integrations.logs.base import LogEvent, LogSource
 from integrations.metrics.base import MetricSource, Series
 from integrations.runbooks.base import Runbook, RunbookSource
@@ -48,6 +49,10 @@ def _series(source: MetricSource, start: datetime, end: datetime) -> list[Series
     return source.series(start, end)
 
 
+def _facts(source: InfraSource, start: datetime, end: datetime) -> list[InfraFact]:
+    return source.facts(start, end)
+
+
 def _runbooks(source: RunbookSource, _start: datetime, _end: datetime) -> list[Runbook]:
     return source.runbooks()
 
@@ -58,7 +63,9 @@ DEPLOYS: Final[Role[DeploySource, Deploy]] = Role(names.DEPLOYS, DeploySource, _
 METRICS: Final[Role[MetricSource, Series]] = Role(names.METRICS, MetricSource, _series)
 RUNBOOKS: Final[Role[RunbookSource, Runbook]] = Role(names.RUNBOOKS, RunbookSource, _runbooks)
 
-ROLES: Final[tuple[Role[Any, Any], ...]] = (LOGS, CODE, DEPLOYS, METRICS, RUNBOOKS)
+INFRA: Final[Role[InfraSource, InfraFact]] = Role(names.INFRA, InfraSource, _facts)
+
+ROLES: Final[tuple[Role[Any, Any], ...]] = (LOGS, CODE, DEPLOYS, METRICS, RUNBOOKS, INFRA)
 BY_NAME: Final[dict[str, Role[Any, Any]]] = {role.name: role for role in ROLES}
 if tuple(BY_NAME) != names.ROLE_NAMES:  # pragma: no cover - a programming error, caught by any test run
     raise RuntimeError("integrations.roles must bind every role of core.roles, in its order")
