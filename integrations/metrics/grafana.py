@@ -21,8 +21,9 @@ from integrations import roles
 from integrations.errors import SourceError
 from integrations.metrics.base import Series
 from integrations.metrics.prometheus import PrometheusApi
-from integrations.metrics.queries import Deadline, MetricQuery, QueryBounds, SeriesResult, run_queries
+from integrations.metrics.queries import MetricQuery, QueryBounds, SeriesResult, run_queries
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
+from integrations.remote_calls import Deadline
 
 
 class GrafanaQuery(MetricQuery):

@@ -22,18 +22,9 @@ from pydantic import Field, SecretStr, field_validator
 from integrations import roles
 from integrations.errors import SourceError
 from integrations.metrics.base import Series
-from integrations.metrics.queries import (
-    Deadline,
-    MetricQuery,
-    QueryBounds,
-    RetryableError,
-    SeriesResult,
-    finite,
-    run_queries,
-    shown_labels,
-    with_retries,
-)
+from integrations.metrics.queries import MetricQuery, QueryBounds, SeriesResult, finite, run_queries, shown_labels
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
+from integrations.remote_calls import Deadline, RetryableError, with_retries
 
 # The document never changes; only its variables do.
 NRQL_DOCUMENT = """

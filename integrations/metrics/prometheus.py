@@ -19,19 +19,9 @@ from pydantic import Field, SecretStr
 from integrations import roles
 from integrations.errors import SourceError
 from integrations.metrics.base import Series
-from integrations.metrics.queries import (
-    Deadline,
-    MetricQuery,
-    QueryBounds,
-    RetryableError,
-    SeriesResult,
-    finite,
-    run_queries,
-    shown_labels,
-    step_seconds,
-    with_retries,
-)
+from integrations.metrics.queries import MetricQuery, QueryBounds, SeriesResult, finite, run_queries, shown_labels, step_seconds
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
+from integrations.remote_calls import Deadline, RetryableError, with_retries
 
 # Prometheus refuses a range query whose series would exceed 11,000 points.
 SERVER_MAX_POINTS = 11_000
