@@ -231,5 +231,6 @@ def write_report(evidence: Evidence, alert: Alert, *, investigation_id: str | No
         actions=_actions(evidence),
         runbooks=[RunbookRef(title=r.title, path=r.path, score=r.score) for r in evidence.runbooks],
         degraded=[Degraded(component=d.component, reason=d.reason) for d in evidence.degraded],
+        log_reads=evidence.log_reads,
         analyst="offline",
     )

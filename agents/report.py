@@ -125,6 +125,8 @@ class Report(_Open):
     runbooks: list[RunbookRef] = Field(default_factory=list)
     similar_incidents: list[SimilarIncident] = Field(default_factory=list)
     degraded: list[Degraded] = Field(default_factory=list)
+    # What each log store read (source, query, events, bytes, API calls, truncated): "no logs" must not read as healthy.
+    log_reads: list[dict[str, Any]] = Field(default_factory=list)
     analyst: Literal["offline", "crew"] = "offline"
     usage: Usage = Field(default_factory=Usage)
     timings: dict[str, float] = Field(default_factory=dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from agents.evidence.classify import AWAY_FROM_CODE, KeySignature, classify, our_service, volume_ratio
 from agents.evidence.logstats import LogStats
@@ -184,7 +185,8 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
     alert_at = inputs.alert.created_at.astimezone(UTC)
     timings: dict[str, float] = {}
 
-    stats = read_logs(inputs, report, degraded)
+    log_reads: list[dict[str, Any]] = []
+    stats = read_logs(inputs, report, degraded, log_reads)
     timings["logs_s"] = time.perf_counter() - started
     onset, _key_gid = find_onset(stats, inputs.window_start, inputs.window_end, alert_at)
     if onset is None:
@@ -249,5 +251,6 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
         timeline=timeline,
         finding=finding,
         degraded=degraded,
+        log_reads=log_reads,
         stats={"events": float(stats.events), "signatures": float(len(stats.groups)), **{k: round(v, 3) for k, v in timings.items()}},
     )

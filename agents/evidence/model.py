@@ -150,4 +150,6 @@ class Evidence(BaseModel):
     timeline: list[TimelineItem] = Field(default_factory=list)
     finding: Finding = Field(default_factory=Finding)
     degraded: list[Degradation] = Field(default_factory=list)
+    # What each log store read: events, bytes, API calls, whether a cap cut it (see integrations.logs.store.ReadAccount).
+    log_reads: list[dict[str, Any]] = Field(default_factory=list)
     stats: dict[str, float] = Field(default_factory=dict)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agents.evidence import parallel
 from agents.evidence.logstats import LogPart, LogStats
@@ -21,7 +21,7 @@ from agents.evidence.model import EvidenceInputs
 from core.degraded import Degradation
 from integrations.errors import SourceError
 from integrations.logs.base import LogEvent, LogSource
-from integrations.logs.capabilities import LogUnit, SplittableLogSource
+from integrations.logs.capabilities import LogUnit, SlicedLogSource, SplittableLogSource
 
 Progress = Callable[[str, str], None]
 BATCH = 2000
@@ -35,9 +35,14 @@ T = TypeVar("T")
 _Channel = queue.Queue[list[LogEvent] | BaseException | None]
 
 
-def read_logs(inputs: EvidenceInputs, progress: Progress, degraded: list[Degradation]) -> LogStats:
-    """Every log source of `inputs` read and merged; what went wrong is added to `degraded`."""
+def read_logs(
+    inputs: EvidenceInputs, progress: Progress, degraded: list[Degradation], reads: list[dict[str, Any]] | None = None
+) -> LogStats:
+    """Every log source of `inputs` read and merged; what went wrong is added to `degraded`, what log stores read to `reads`."""
     stats = LogStats.merge(_parts(inputs, degraded))
+    for source in inputs.log_sources:
+        if isinstance(source, SlicedLogSource):
+            _account_for(source, degraded, reads)
     for name, outside in stats.out_of_window.items():
         if outside > stats.read.get(name, 0):
             degraded.append(
@@ -58,6 +63,9 @@ def _parts(inputs: EvidenceInputs, degraded: list[Degradation]) -> Iterator[LogP
     give_up = time.monotonic() + deadline_s
     try:
         for source, units in plan or [(source, None) for source in inputs.log_sources]:
+            if units is None and isinstance(source, SlicedLogSource):
+                yield from _read_sliced(source, start, end, deadline_s, degraded)
+                continue
             if units is None:
                 yield _read_inline(source, start, end, deadline_s, degraded)
                 continue
@@ -136,6 +144,55 @@ def _read_inline(
     for event in _stream(source, start, end, deadline_s, degraded, label):
         part.add(event)
     return part.seal()
+
+
+def _read_sliced(source: SlicedLogSource, start: datetime, end: datetime, deadline_s: float, degraded: list[Degradation]) -> list[LogPart]:
+    """A store read newest slice first until a cap or the deadline ends it; its parts returned in time order for the merge."""
+    parts: list[LogPart] = []
+    give_up = time.monotonic() + deadline_s
+    label = f"logs:{source.name}"
+    for first, last in source.slices(start, end):
+        remaining = give_up - time.monotonic()
+        if remaining <= 0:
+            source.account.truncated = f"stopped reading after {deadline_s:.0f}s"
+            break
+        part = LogPart(start, end)
+        for event in _stream(_Slice(source, first, last), first, last, remaining, degraded, label):
+            part.add(event)
+        parts.append(part.seal())
+        if source.exhausted:
+            break
+    return parts[::-1]
+
+
+def _account_for(source: SlicedLogSource, degraded: list[Degradation], reads: list[dict[str, Any]] | None) -> None:
+    """A store's read account into the report: cut reads and empty ones are said, so that "no logs" never reads as healthy."""
+    account = source.account
+    label = f"logs:{source.name}"
+    if reads is not None:
+        reads.append(account.summary())
+    if account.truncated:
+        kept = f"from {account.covered_from:%H:%M:%S} UTC" if account.covered_from else "part of the window"
+        degraded.append(
+            Degradation(
+                label, f"truncated: {account.truncated}; kept {account.events:,} events ({kept}, the newest first) of {account.query}"
+            )
+        )
+    elif account.empty:
+        window = f"{account.start:%Y-%m-%d %H:%M} to {account.end:%H:%M} UTC" if account.start and account.end else "the window"
+        degraded.append(Degradation(label, f"found no events for {account.query} in {window}"))
+
+
+class _Slice:
+    """One slice of a store's current read, as a log source for the reading thread."""
+
+    def __init__(self, source: SlicedLogSource, first: datetime, last: datetime) -> None:
+        self.source = source
+        self.name = source.name
+        self.range = (first, last)
+
+    def events(self, _start: datetime, _end: datetime) -> Iterator[LogEvent]:
+        return self.source.read_slice(*self.range)
 
 
 def _pump(source: LogSource, start: datetime, end: datetime, out: _Channel, stop: threading.Event) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from integrations.logs.base import LogEvent, LogSource
+
+if TYPE_CHECKING:
+    from integrations.logs.store import ReadAccount
 
 
 class LogUnit(Protocol):
@@ -41,3 +44,23 @@ class SplittableLogSource(LogSource, Protocol):
     def units(self, target: int) -> list[LogUnit]:
         """The source as units of about `target` each."""
         ...
+
+
+@runtime_checkable
+class SlicedLogSource(LogSource, Protocol):
+    """A log store read slice by slice, newest first, so that a read cut by a cap or the deadline keeps the newest part.
+
+    `slices` starts a read of [start, end] and returns its ranges, newest first;
+    `read_slice` yields one range's events in time order; once `exhausted`, later
+    slices would read nothing. `account` says what the read covered, for the report.
+    """
+
+    def slices(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]: ...
+
+    def read_slice(self, start: datetime, end: datetime) -> Iterator[LogEvent]: ...
+
+    @property
+    def exhausted(self) -> bool: ...
+
+    @property
+    def account(self) -> ReadAccount: ...
