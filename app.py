@@ -29,6 +29,8 @@ sources_app = typer.Typer(help="Source kinds this build knows, and whether a ser
 app.add_typer(sources_app, name="sources")
 catalog_app = typer.Typer(no_args_is_help=True, help="Check the service catalog (SERVICES_FILE) and print its JSON schema.")
 app.add_typer(catalog_app, name="catalog")
+index_app = typer.Typer(no_args_is_help=True, help="The incident history index (Qdrant) behind similar incidents and search.")
+app.add_typer(index_app, name="index")
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
@@ -279,6 +281,39 @@ def migrate() -> None:
     _setup()
     run_migrations(get_settings().effective_database_url)
     typer.echo("database is up to date")
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What happened, in words or a log line.")],
+    service: Annotated[str | None, typer.Option(help="Only this service.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only this root-cause category (bad_deploy, ...).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only incidents created at or after this ISO 8601 time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=50)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search past incidents by meaning: have we seen this before, and what fixed it?"""
+    from datetime import datetime
+
+    from agents.history_cli import print_search
+
+    _setup(stderr_logs=False)
+    try:
+        after = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        _fail(f"--since: '{since}' is not an ISO 8601 time")
+    raise typer.Exit(print_search(text, service=service, category=category, since=after, limit=limit, as_json=as_json))
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    repair: Annotated[bool, typer.Option(help="Drop the index first (a corrupt or unreadable one) and index everything.")] = False,
+) -> None:
+    """Index every stored investigation not yet indexed with its current text (idempotent, resumable)."""
+    from agents.history_cli import rebuild_index
+
+    _setup(stderr_logs=False)
+    raise typer.Exit(rebuild_index(repair=repair))
 
 
 @sources_app.callback(invoke_without_command=True)

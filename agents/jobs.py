@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from agents import history
 from agents.flows import settle_followers
 from agents.pipeline import investigate as run_pipeline
 from core.alert import Alert
@@ -80,6 +81,7 @@ def investigate(investigation_id: str) -> dict[str, Any]:
             status=final.value,
         )
         settle_followers(investigation_id)
+        index_investigation(investigation_id)
         return document
     finally:
         unbind_investigation()
@@ -177,6 +179,16 @@ def answer_follow_up(follow_up_id: int) -> str | None:
         answer, by = answer_question(investigation, row.question, history=history)
         store.answer_follow_up(follow_up_id, answer=answer, answered_by=by)
         _progress(investigation.id)("answer", answer, follow_up_id=follow_up_id)
+        index_investigation(investigation.id)
         return answer
     finally:
         unbind_investigation()
+
+
+def index_investigation(investigation_id: str) -> bool:
+    """(Re-)index one investigation in the incident history with its questions and resolution; False when it could not be."""
+    store = get_store()
+    row = store.get(investigation_id)
+    if row is None:
+        return False
+    return history.index_investigation(row, store.follow_ups(investigation_id))

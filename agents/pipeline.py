@@ -20,6 +20,7 @@ import structlog
 
 from agents.evidence.engine import build_evidence
 from agents.evidence.model import Evidence, EvidenceInputs
+from agents.history import similar_to
 from agents.offline import write_report
 from agents.report import Degraded, Report
 from core.alert import Alert
@@ -123,6 +124,12 @@ def analyse(
 ) -> Report:
     """The offline analyst always writes a report; with an LLM configured the crew may replace it."""
     offline = write_report(evidence, alert, investigation_id=investigation_id)
+    similar = similar_to(offline, title=alert.title, service=evidence.service, investigation_id=investigation_id, settings=settings)
+    offline.similar_incidents = similar.found
+    if similar.degraded is not None:
+        offline.degraded.append(similar.degraded)
+    # The crew weighs them too: "the same failure last week was fixed by ..." is evidence.
+    evidence.similar_incidents = [incident.model_dump(exclude_none=True) for incident in similar.found]
     if not settings.llm_enabled:
         return offline
     from agents.crew.runner import run_crew

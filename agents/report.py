@@ -98,6 +98,14 @@ class SimilarIncident(_Open):
     title: str
     score: float
     root_cause: str = ""
+    date: str | None = None
+    service: str | None = None
+    category: str | None = None
+    culprit: str | None = None
+    resolution: str | None = None
+    url: str | None = None
+    # Which embedder scored it (a model, or "lexical-v1" when none is installed): scores of two embedders do not compare.
+    embedder: str | None = None
 
 
 class Degraded(_Open):

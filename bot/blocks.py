@@ -166,6 +166,21 @@ def _runbooks(report: dict[str, Any]) -> Block | None:
     return _section("*Runbooks*\n" + "\n".join(f"• {escape(r.get('title', ''))} (`{escape(r.get('path', ''))}`)" for r in runbooks[:5]))
 
 
+def _similar(report: dict[str, Any]) -> Block | None:
+    similar = report.get("similar_incidents") or []
+    if not similar:
+        return None
+    lines = []
+    for item in similar[:3]:
+        title = clip(item.get("title") or item.get("id", ""), 120)
+        when = str(item.get("date") or "")[:10]
+        line = f"• {when} {_link(item.get('url'), title)} · {_human(item.get('category'))} · {float(item.get('score', 0)):.2f}"
+        if item.get("resolution"):
+            line += f"\n    resolved: {escape(clip(item['resolution'], 200))}"
+        lines.append(line)
+    return _section("*Similar past incidents*\n" + "\n".join(lines))
+
+
 def _buttons(investigation: Investigation, jira: JiraLink | None, url: str) -> Block:
     value = ButtonValue(investigation_id=investigation.id).encode()
     jira_button: Block
@@ -215,7 +230,7 @@ def report_message(
         facts.append(_link(report["alert"]["url"], "alert"))
     facts.append(f"analyst: {report.get('analyst', 'offline')}")
     body: list[Block] = [_header(header), _section(summary), _context(" · ".join(facts))]
-    for block in (_suspects(report), *_signatures(report), _metrics(report), _actions(report), _runbooks(report)):
+    for block in (_suspects(report), *_signatures(report), _metrics(report), _actions(report), _runbooks(report), _similar(report)):
         if block is not None:
             body.append(block)
     degraded = report.get("degraded") or []

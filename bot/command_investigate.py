@@ -1,4 +1,4 @@
-"""`/investigate <service> [what is wrong] [--since 30m|2h|1d] [--at <ISO time or HH:MM>]`.
+"""`/investigate <service> [what is wrong] [--since 30m|2h|1d] [--at <ISO time or HH:MM>]`, and `/investigate search <text>`.
 
 Validation answers in the ack (Slack shows it only to the caller); once acked,
 the listener posts the thread's root message, records the investigation and
@@ -18,6 +18,7 @@ from agents.flows import open_investigation, window_for
 from bot.access import check_access
 from bot.blocks import escape
 from bot.client import slack_error
+from bot.command_search import SEARCH_USAGE, answer_search, search_text
 from bot.context import BACKEND_ERRORS, UNAVAILABLE, BotContext, first_delivery
 from bot.payloads import SlashCommand
 from core.alert import Alert
@@ -104,6 +105,12 @@ def handle_investigate(ack: Ack, command: SlashCommand, ctx: BotContext) -> None
         catalog = get_catalog()
     except CatalogError as exc:
         ack(f":warning: The service catalog cannot be read: {escape(str(exc))}")
+        return
+    query = search_text(command.get("text", ""), catalog)
+    if query is not None:
+        ack(f":mag: Searching past incidents for _{escape(query)}_…" if query else SEARCH_USAGE)
+        if query:
+            answer_search(query, command, ctx)
         return
     parsed = parse_investigate(command.get("text", ""), catalog)
     if isinstance(parsed, CommandError):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -78,6 +78,10 @@ class Investigation(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # How the incident ended, as a person or the paging tool recorded it: what the incident history shows next time.
+    resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    resolved_at: datetime | None = None
+    resolved_by: str | None = Field(default=None, max_length=64)
 
 
 class ProgressEvent(SQLModel, table=True):

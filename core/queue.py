@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 INVESTIGATE = "agents.jobs.investigate"
 ANSWER_FOLLOW_UP = "agents.jobs.answer_follow_up"
+INDEX_INVESTIGATION = "agents.jobs.index_investigation"
 # Back-off between retries of a whole investigation: long enough for a restarted dependency.
 RETRY_INTERVALS = [10, 60, 300]
 CLAIM_TTL_S = 7 * 86400

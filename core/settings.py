@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     jira_api_token: SecretStr | None = Field(None, description="Jira API token.")
     jira_project: str = Field("OPS", description="Jira project key when the catalog names none.")
 
+    qdrant_url: str | None = Field(
+        None, repr=False, description="Qdrant server for the incident history (unset: qdrant-client local mode under DATA_DIR/qdrant)."
+    )
+    qdrant_api_key: SecretStr | None = Field(None, description="API key of that Qdrant server.")
+    embeddings: str = Field(
+        "auto", description="Embedder for the incident history: auto, endpoint, local (all-MiniLM-L6-v2, extra 'embeddings'), lexical."
+    )
+    embeddings_model: str = Field("", description="Model at the OpenAI-compatible embeddings endpoint (OPENAI_BASE_URL, OPENAI_API_KEY).")
+    embeddings_dim: int = Field(1536, description="Length of that endpoint model's vectors.")
+    similar_incidents_max: int = Field(3, description="Most similar past incidents shown in a report (0 turns the search off).")
+
     log_format: str = Field("console", description="json or console.")
     log_level: str = Field("info", description="Minimum log level.")
     templates_dir: Path | None = Field(None, description="Folder whose Jinja2 templates override the built-in report templates.")
@@ -102,6 +113,13 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = Field(
         None, description="Signs dashboard session cookies; set it when running several web processes (unset: random per process)."
     )
+
+    @field_validator("embeddings")
+    @classmethod
+    def _known_embedder(cls, value: str) -> str:
+        if value not in ("auto", "endpoint", "local", "lexical"):
+            raise ValueError("EMBEDDINGS must be auto, endpoint, local or lexical")
+        return value
 
     @field_validator("log_format")
     @classmethod

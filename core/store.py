@@ -206,6 +206,12 @@ class Store:
         with self.session() as s:
             return [(status, category, source, int(n)) for status, category, source, n in s.exec(stmt).all()]
 
+    def finished_investigations(self) -> list[Investigation]:
+        """Every investigation with a report, oldest first (what the incident history indexes)."""
+        with self.session() as s:
+            rows = s.exec(select(Investigation).where(col(Investigation.report).is_not(None)).order_by(col(Investigation.created_at)))
+            return list(rows)
+
     def unfinished(self, *, older_than: datetime) -> list[Investigation]:
         """Investigations not finished whose last update is older than `older_than` (for the reaper)."""
         active = [s.value for s in Status if not s.finished]

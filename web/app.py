@@ -20,6 +20,7 @@ from core.redaction import configure as configure_redaction
 from core.settings import Settings, get_settings
 from core.tracing import configure_tracing
 from web import dashboard, errors, health, live, observability
+from web.api.history import resolution_router, search_router
 from web.api.investigations import router as investigations_router
 from web.auth import KeyVerifier
 from web.bodysize import BodySizeLimitMiddleware
@@ -68,10 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     errors.install(app)
     app.include_router(investigations_router)
+    app.include_router(resolution_router)
+    app.include_router(search_router)
     app.include_router(live.router)
     app.include_router(health.router)
     app.include_router(observability.router)
     app.include_router(dashboard.router)
+    app.include_router(dashboard.history_router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     mount_integrations(app, settings)
 

@@ -50,6 +50,7 @@ CODES: dict[str, tuple[int, str]] = {
     "RATE_LIMITED": (429, "Too many requests for this key or address; retry after the Retry-After header."),
     "INTERNAL_ERROR": (500, "An unexpected error; the request id finds it in the logs."),
     "QUEUE_UNAVAILABLE": (503, "The job queue (Redis) is not answering; retry shortly."),
+    "INDEX_UNAVAILABLE": (503, "The incident history index is not answering; reports still come, without similar incidents."),
     "DATABASE_UNAVAILABLE": (503, "The database is not answering; retry after the Retry-After header."),
     "NOT_READY": (503, "/readyz: a dependency (database, Redis) is unreachable; `details` names it."),
 }

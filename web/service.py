@@ -89,6 +89,9 @@ def detail(row: Investigation) -> InvestigationDetail:
         ],
         follow_ups=[follow_up_out(f) for f in store.follow_ups(row.id)],
         report=Report.model_validate(row.report) if row.report else None,
+        resolution=row.resolution,
+        resolved_at=_aware(row.resolved_at) if row.resolved_at else None,
+        resolved_by=row.resolved_by,
     )
 
 

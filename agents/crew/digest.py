@@ -128,6 +128,14 @@ class Digest:
             f"rationale={quoted(rationale, 400)}"
         ]
 
+    def similar_lines(self) -> list[str]:
+        return [
+            f"similar past incident {quoted(s.get('date', ''), 25)} service={quoted(s.get('service', ''), 60)} "
+            f"category={s.get('category', '')} score={float(s.get('score', 0)):.2f} cause={quoted(s.get('root_cause', ''), 200)} "
+            f"resolved={quoted(s.get('resolution') or 'not recorded', 160)}"
+            for s in self.evidence.similar_incidents[:3]
+        ]
+
     def for_specialist(self, name: str) -> str:
         lines = self.alert_lines()
         if name == "logs":
@@ -157,6 +165,7 @@ class Digest:
             + self.shift_lines(5)
             + self.deploy_lines(4)
             + self.runbook_lines()
+            + self.similar_lines()
         )
 
     def counts(self) -> dict[str, int]:

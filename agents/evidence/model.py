@@ -152,4 +152,6 @@ class Evidence(BaseModel):
     degraded: list[Degradation] = Field(default_factory=list)
     # What each log store read: events, bytes, API calls, whether a cap cut it (see integrations.logs.store.ReadAccount).
     log_reads: list[dict[str, Any]] = Field(default_factory=list)
+    # Past incidents the history index found close to this one (set after the offline report, for the crew).
+    similar_incidents: list[dict[str, Any]] = Field(default_factory=list)
     stats: dict[str, float] = Field(default_factory=dict)

@@ -107,3 +107,6 @@ class InvestigationDetail(InvestigationSummary):
     progress: list[ProgressEventOut]
     follow_ups: list[FollowUpOut]
     report: Report | None
+    resolution: str | None = Field(None, description="How the incident was resolved, once recorded.")
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
