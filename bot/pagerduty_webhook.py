@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from agents.flows import open_investigation, window_for
+from agents.history import record_resolution
 from bot.context import BACKEND_ERRORS
 from bot.refusals import DeliveryRefused
 from bot.service_mapping import catalog_service_for
@@ -87,6 +88,9 @@ def handle_event(envelope: dict[str, Any], settings: Settings) -> tuple[int, dic
     if event_type == "incident.resolved":
         existing = store.find_by_pagerduty(incident_id)
         log.info("pagerduty_incident_resolved", incident_id=incident_id, investigation_id=existing.id if existing else None)
+        # What a person wrote ("Resolved: ..." in the thread) says more than PagerDuty's status change: it is kept.
+        if existing is not None and not existing.resolution:
+            record_resolution(existing.id, _resolution_of(event, data), by="pagerduty", inline=False)
         return 202, {"status": "noted", "investigation_id": existing.id if existing else None}
     if event_type not in STARTS:
         return 202, {"status": "ignored", "reason": event_type}
@@ -104,6 +108,13 @@ def handle_event(envelope: dict[str, Any], settings: Settings) -> tuple[int, dic
         alert=alert, service=service, source=Source.pagerduty_webhook, window=window_for(catalog, at=alert.created_at)
     )
     return (201 if created else 200), {"status": "started" if created else "existing", "investigation_id": investigation.id}
+
+
+def _resolution_of(event: dict[str, Any], data: dict[str, Any]) -> str:
+    reason = data.get("resolve_reason")
+    who = (event.get("agent") or {}).get("summary")
+    said = reason.get("summary") if isinstance(reason, dict) else reason
+    return " ".join(part for part in (f"Resolved in PagerDuty{f' by {who}' if who else ''}.", str(said or "")) if part).strip()
 
 
 def pagerduty_router(settings: Settings) -> APIRouter:
