@@ -197,25 +197,26 @@ def rebuild(
             index.drop()
         except IndexUnavailable:
             _remove_local_folder(index)
-    known = {} if repair else index.indexed()
     counts = RebuildCounts()
-    pending: list[Entry] = []
-    for row in rows:
-        entry = entry_for(row, questions_of(row.id))
-        if entry is None:
-            counts.skipped += 1
-        elif known.get(row.id) == entry.payload["doc_hash"]:
-            counts.unchanged += 1
-        else:
-            pending.append(entry)
-        if len(pending) >= batch:
-            index.upsert(pending)
-            counts.indexed += len(pending)
-            pending = []
-        if advance is not None:
-            advance(1)
-    index.upsert(pending)
-    counts.indexed += len(pending)
+    with index.held():
+        known = {} if repair else index.indexed()
+        pending: list[Entry] = []
+        for row in rows:
+            entry = entry_for(row, questions_of(row.id))
+            if entry is None:
+                counts.skipped += 1
+            elif known.get(row.id) == entry.payload["doc_hash"]:
+                counts.unchanged += 1
+            else:
+                pending.append(entry)
+            if len(pending) >= batch:
+                index.upsert(pending)
+                counts.indexed += len(pending)
+                pending = []
+            if advance is not None:
+                advance(1)
+        index.upsert(pending)
+        counts.indexed += len(pending)
     return counts
 
 

@@ -1,4 +1,4 @@
-"""`python -m bench` (`make bench`): scenario suite, Loghub templates, scale; tables on screen, JSON in bench/results/."""
+"""`python -m bench` (`make bench`): scenario suite, Loghub templates, scale, incident history; tables on screen, JSON in bench/results/."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import loghub, scale, scenarios
+from bench import history, loghub, scale, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "loghub"
@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--scenarios", type=Path, action="append", default=[], help="another folder of incident bundles (repeatable)")
     parser.add_argument("--skip-scale", action="store_true", help="leave out the 2,000,000-line run")
     parser.add_argument("--skip-loghub", action="store_true")
+    parser.add_argument("--skip-history", action="store_true", help="leave out the incident-history run (index and search)")
+    parser.add_argument("--history-size", type=int, default=history.SIZE, help="incidents stored for the history run")
     args = parser.parse_args()
     console = Console(width=220)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -81,6 +83,13 @@ def main() -> None:
             table.add_column(key)
         s = out["scale"]
         table.add_row(s["bundle"], f"{s['lines']:,}", str(s["wall_s"]), str(s["peak_rss_mb"]), str(s.get("category", s.get("error"))))
+        console.print(table)
+    if not args.skip_history:
+        out["history"] = history.run(args.history_size)
+        table = Table(title="Incident history (qdrant-client local mode)")
+        for key in out["history"]:
+            table.add_column(key)
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in out["history"].values()))
         console.print(table)
     path = RESULTS / f"bench-{stamp}.json"
     path.write_text(json.dumps(out, indent=2, default=str))

@@ -61,6 +61,7 @@ class IncidentIndex:
         self._api_key = api_key
         self._timeout = timeout_s
         self._server: Any = None
+        self._held: Any = None
 
     @property
     def where(self) -> str:
@@ -146,6 +147,24 @@ class IncidentIndex:
             if client is not None:
                 client.delete_collection(self.collection)
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep one client open across the operations inside (a rebuild, a benchmark): local mode opens once, not per call."""
+        if self._held is not None:
+            yield
+            return
+        try:
+            with self._open() as client:
+                self._held = client
+                try:
+                    yield
+                finally:
+                    self._held = None
+        except IndexUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001  (qdrant-client raises many types: server down, bad folder, lock held)
+            raise IndexUnavailable(f"the incident index at {self.where} failed: {type(exc).__name__}: {str(exc)[:200]}") from None
+
     def _embed(self, texts: list[str]) -> list[list[float]]:
         try:
             return self.embedder.embed(texts)
@@ -170,6 +189,9 @@ class IncidentIndex:
     def _open(self) -> Iterator[Any]:
         from qdrant_client import QdrantClient
 
+        if self._held is not None:
+            yield self._held
+            return
         if self.url:
             if self._server is None:
                 self._server = QdrantClient(url=self.url, api_key=self._api_key, timeout=int(self._timeout), check_compatibility=False)

@@ -48,7 +48,9 @@ def history_env(app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Ite
     reset_settings()
 
 
-def _stored(store: Store, name: str, report: dict[str, Any], *, at: datetime, title: str | None = None, service: str | None = None) -> Investigation:
+def _stored(
+    store: Store, name: str, report: dict[str, Any], *, at: datetime, title: str | None = None, service: str | None = None
+) -> Investigation:
     alert = report.get("alert") or {}
     row = Investigation(
         source="cli",
@@ -76,7 +78,9 @@ def test_the_same_failure_in_another_week_ranks_first_and_unrelated_ones_stay_un
 ) -> None:
     rows = _history(history_env, bundle_reports)
     again = Report.model_validate(bundle_reports[name])
-    similar = history.similar_to(again, title="paged again: same symptoms as last week", service=rows[name].service, investigation_id="inv_new")
+    similar = history.similar_to(
+        again, title="paged again: same symptoms as last week", service=rows[name].service, investigation_id="inv_new"
+    )
     assert similar.degraded is None
     assert [s.id for s in similar.found] == [rows[name].id], [(s.id, s.score) for s in similar.found]
     (first,) = similar.found
@@ -94,7 +98,9 @@ def test_a_recorded_resolution_is_indexed_and_shown_with_the_next_similar_incide
     name = next(iter(bundle_reports))
     resolved = history_env.update(rows[name].id, resolution="rolled back to v1.4.2 and raised the pool to 50", resolved_by="U1")
     assert history.index_investigation(resolved)
-    similar = history.similar_to(Report.model_validate(bundle_reports[name]), title="again", service=resolved.service, investigation_id=None)
+    similar = history.similar_to(
+        Report.model_validate(bundle_reports[name]), title="again", service=resolved.service, investigation_id=None
+    )
     assert similar.found[0].resolution == "rolled back to v1.4.2 and raised the pool to 50"
 
 
@@ -161,7 +167,9 @@ def test_rebuild_is_idempotent_and_resumable(history_env: Store, bundle_reports:
     assert history.rebuild(rows, history_env.follow_ups).indexed == 0
 
 
-def test_the_command_line_rebuilds_and_searches(history_env: Store, bundle_reports: dict[str, dict[str, Any]], app_env: dict[str, str]) -> None:
+def test_the_command_line_rebuilds_and_searches(
+    history_env: Store, bundle_reports: dict[str, dict[str, Any]], app_env: dict[str, str]
+) -> None:
     for i, (name, report) in enumerate(bundle_reports.items()):
         _stored(history_env, name, report, at=WEEK_1 + timedelta(hours=i))
     env = {**app_env, "EMBEDDINGS": "lexical", "PATH": "/usr/bin:/bin"}
