@@ -32,7 +32,8 @@ log = structlog.get_logger(__name__)
 
 USAGE = (
     "Usage: `/investigate <service> [what is wrong] [--since 30m|2h|1d] [--at <ISO time or HH:MM>]`\n"
-    "Example: `/investigate checkout 502s on /pay --since 2h`"
+    "Example: `/investigate checkout 502s on /pay --since 2h`\n"
+    "Past incidents: `/investigate search <what happened>`"
 )
 
 
