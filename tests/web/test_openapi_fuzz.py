@@ -35,6 +35,7 @@ def test_no_generated_request_makes_the_api_fail_with_a_server_error(server: Ser
         no_server_error()
         tried.append(f"{operation.method.upper()} {operation.path}")
     assert "POST /api/v1/investigations" in tried and "GET /readyz" in tried
+    assert "GET /api/v1/search" in tried and "PATCH /api/v1/investigations/{investigation_id}" in tried
 
 
 def test_openapi_spec_is_published_with_bearer_auth_and_error_schema(server: Server) -> None:
