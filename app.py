@@ -1,4 +1,4 @@
-"""Composition root and command line: serve, worker, investigate, demo, templates, api-key."""
+"""Composition root and command line: serve, worker, investigate, demo, search, index, sources, catalog, templates, api-key."""
 
 from __future__ import annotations
 
