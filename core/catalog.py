@@ -82,6 +82,8 @@ class Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lookback: str = "6h"
     after: str = "15m"
+    # Who is told of a finished report when a service lists no `notify` of its own.
+    notify: list[SourceSpec] = Field(default_factory=list)
 
     @field_validator("lookback", "after")
     @classmethod
@@ -183,6 +185,12 @@ def _source_problems(data: dict[str, Any], check_source: SourceCheck) -> list[tu
     does not hide them: the person fixing the catalog sees every problem in one go.
     """
     problems: list[tuple[Location, str]] = []
+    defaults = data.get("defaults")
+    notify = defaults.get("notify") if isinstance(defaults, dict) else None
+    for index, entry in enumerate(notify if isinstance(notify, list) else ()):
+        if isinstance(entry, dict) and isinstance(entry.get("kind"), str):
+            spec = SourceSpec.model_validate(entry)
+            problems.extend((("defaults", "notify", index, *loc), message) for loc, message in check_source("notify", spec))
     services = data.get("services")
     for name, service in services.items() if isinstance(services, dict) else ():
         for role in ROLE_NAMES:

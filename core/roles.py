@@ -23,5 +23,8 @@ METRICS: Final = RoleInfo("metrics", "time series around the incident")
 RUNBOOKS: Final = RoleInfo("runbooks", "what the team wrote down about handling incidents")
 INFRA: Final = RoleInfo("infra", "what the platform says about the service's pods, containers and nodes (Kubernetes)")
 
-ROLES: Final = (LOGS, CODE, DEPLOYS, METRICS, RUNBOOKS, INFRA)
+# Not evidence: who is told once the report is ready. Declared here so the catalog, the registry and `sources check` know it.
+NOTIFY: Final = RoleInfo("notify", "who is told when the report is ready (a Slack or Teams channel, e-mail, a webhook)")
+
+ROLES: Final = (LOGS, CODE, DEPLOYS, METRICS, RUNBOOKS, INFRA, NOTIFY)
 ROLE_NAMES: Final = tuple(role.name for role in ROLES)

@@ -100,7 +100,7 @@ def catalog_schema() -> dict[str, Any]:
         "required": ["services"],
         "additionalProperties": False,
         "properties": {
-            "defaults": {**Defaults.model_json_schema(), "additionalProperties": False},
+            "defaults": _defaults_schema(service_props["notify"]),
             "services": {
                 "type": "object",
                 "description": "keyed by the service's name as people type it in /investigate",
@@ -109,3 +109,12 @@ def catalog_schema() -> dict[str, Any]:
         },
         "$defs": defs,
     }
+
+
+def _defaults_schema(notify: dict[str, Any]) -> dict[str, Any]:
+    schema = Defaults.model_json_schema(ref_template="#/$defs/{model}")
+    schema.pop("$defs", None)
+    schema.pop("title", None)
+    # The same notify kinds as under a service, checked against their options the same way.
+    schema["properties"]["notify"] = {**notify, "description": "who is told of a finished report when a service lists no notify"}
+    return {**schema, "additionalProperties": False}

@@ -17,6 +17,7 @@ from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.logs import files
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
+from integrations.notify import email, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
 from integrations.runbooks import folder
@@ -33,6 +34,9 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     datadog.KIND,
     newrelic.KIND,
     folder.KIND,
+    webhook.KIND,
+    teams.KIND,
+    email.KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}
@@ -110,7 +114,10 @@ def parse_options(spec: SourceSpec, role: str) -> tuple[SourceKind[Any, Any], So
 
 def build_sources(catalog: Catalog, service: ServiceSpec) -> ServiceSources:
     """Every source the catalog lists for a service; one that cannot be built becomes a degradation, not an exception."""
-    return build_specs(service.sources, catalog.base_dir)
+    specs = dict(service.sources)
+    if not specs.get("notify") and catalog.defaults.notify:
+        specs["notify"] = catalog.defaults.notify
+    return build_specs(specs, catalog.base_dir)
 
 
 def build_specs(specs: dict[str, list[SourceSpec]], base_dir: Path) -> ServiceSources:

@@ -17,6 +17,7 @@ from integrations.code.base import ChangeSource, Commit, Deploy, DeploySource
 from integrations.infra.base import InfraFact, InfraSource
 from integrations.logs.base import LogEvent, LogSource
 from integrations.metrics.base import MetricSource, Series
+from integrations.notify.base import Notifier
 from integrations.runbooks.base import Runbook, RunbookSource
 
 SourceT = TypeVar("SourceT")
@@ -65,7 +66,9 @@ RUNBOOKS: Final[Role[RunbookSource, Runbook]] = Role(names.RUNBOOKS, RunbookSour
 
 INFRA: Final[Role[InfraSource, InfraFact]] = Role(names.INFRA, InfraSource, _facts)
 
-ROLES: Final[tuple[Role[Any, Any], ...]] = (LOGS, CODE, DEPLOYS, METRICS, RUNBOOKS, INFRA)
+NOTIFY: Final[Role[Notifier, None]] = Role(names.NOTIFY, Notifier, None)
+
+ROLES: Final[tuple[Role[Any, Any], ...]] = (LOGS, CODE, DEPLOYS, METRICS, RUNBOOKS, INFRA, NOTIFY)
 BY_NAME: Final[dict[str, Role[Any, Any]]] = {role.name: role for role in ROLES}
 if tuple(BY_NAME) != names.ROLE_NAMES:  # pragma: no cover - a programming error, caught by any test run
     raise RuntimeError("integrations.roles must bind every role of core.roles, in its order")

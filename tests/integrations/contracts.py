@@ -44,6 +44,7 @@ from integrations.logs.base import LogEvent, LogSource
 from integrations.logs.capabilities import SplittableLogSource
 from integrations.logs.parsing import MAX_LINE
 from integrations.metrics.base import MetricSource, Series
+from integrations.notify.base import Notice
 from integrations.plugin import SourceKind
 from integrations.registry import build_specs
 from integrations.runbooks.base import RunbookSource
@@ -628,10 +629,63 @@ class RunbookSourceContract(_SourceContract):
         assert sorted(books) == sorted([huge.title, *(r.title for r in RUNBOOK_RECORDS)])
 
 
+NOTICE: Final = Notice(
+    investigation_id="inv_contract01",
+    service=SERVICE,
+    title="checkout: 502s on /pay",
+    category="bad_deploy",
+    confidence=0.82,
+    summary="Release 2.4 of checkout throws on a missing discount; roll it back.",
+    report_url="http://ir.test/investigations/inv_contract01",
+    text="Bad deploy in checkout (82% confidence). Roll back release 2.4.",
+    html="<p>Bad deploy in <b>checkout</b> (82% confidence). Roll back release 2.4.</p>",
+    culprit="abc1234 Apply discounts at checkout",
+    actions=("Roll back release 2.4",),
+    delivery_id="dlv_inv_contract01_target",
+)
+
+# What a notifier's receiver took, one text per delivery (a request body, a mail), for the contract to read.
+Delivered = Callable[[], list[str]]
+
+
+class NotifierContract(_SourceContract):
+    """`Notifier`: a notice reaches its target once per send, with the report's link; where it sends is named without secrets.
+
+    Kinds' modules also provide `delivered`: the deliveries their receiver took, as texts.
+    """
+
+    role = roles.NOTIFY
+
+    def standard(self, make_source: Callable[[], Options]) -> Options:
+        return make_source()
+
+    def read(self, source: Any) -> object:
+        source.send(NOTICE)
+        return None
+
+    def test_a_notice_reaches_its_target_once_with_the_report_link(
+        self, make_source: Callable[[], Options], delivered: Delivered, tmp_path: Path
+    ) -> None:
+        source = build(self.kind, make_source(), tmp_path)
+
+        source.send(NOTICE)
+
+        [text] = delivered()
+        assert NOTICE.report_url in text
+        assert NOTICE.title in text or NOTICE.investigation_id in text
+
+    def test_the_target_is_named_without_secrets(self, make_source: Callable[[], Options], tmp_path: Path) -> None:
+        source = build(self.kind, make_source(), tmp_path)
+
+        assert isinstance(source.target, str) and source.target
+        assert SECRET not in source.target
+
+
 CONTRACTS: Final[dict[str, type[_SourceContract]]] = {
     roles.LOGS.name: LogSourceContract,
     roles.CODE.name: ChangeSourceContract,
     roles.DEPLOYS.name: DeploySourceContract,
     roles.METRICS.name: MetricSourceContract,
     roles.RUNBOOKS.name: RunbookSourceContract,
+    roles.NOTIFY.name: NotifierContract,
 }
