@@ -71,7 +71,7 @@ def report_text(
         f"root cause: {root.get('summary', '')}",
         *(f"signature: {s.get('template', '')[:300]}" for s in (report.get("signatures") or [])[:MAX_SIGNATURES]),
     ]
-    if culprit := _culprit(report):
+    if culprit := culprit_of(report):
         lines.append(f"culprit: {culprit}")
     for follow_up in list(questions)[:MAX_QUESTIONS]:
         lines.append(f"asked: {follow_up.question[:300]} answered: {(follow_up.answer or '')[:300]}")
@@ -80,7 +80,8 @@ def report_text(
     return redact_text("\n".join(line for line in lines if line.strip()))
 
 
-def _culprit(report: dict[str, Any]) -> str | None:
+def culprit_of(report: dict[str, Any]) -> str | None:
+    """The blamed commit in a few words (`abc1234 Apply discounts`), when a suspect scores as blamed."""
     suspects = [s for s in report.get("suspect_commits") or [] if float(s.get("score", 0)) >= 0.5]
     if not suspects:
         return None
@@ -101,7 +102,7 @@ def entry_for(row: Investigation, questions: Sequence[FollowUp] = ()) -> Entry |
         "component": root.get("component"),
         "title": redact_text(row.title)[:300],
         "summary": redact_text(str(root.get("summary", "")))[:600],
-        "culprit": _culprit(row.report),
+        "culprit": culprit_of(row.report),
         "resolution": redact_text(row.resolution)[:600] if row.resolution else None,
         "created_at": row.created_at.isoformat(),
         "created_ts": row.created_at.timestamp(),

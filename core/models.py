@@ -129,6 +129,21 @@ class JiraLink(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class Notification(SQLModel, table=True):
+    """One finished report told to one target (a channel, addresses, a webhook): at most one row per pair."""
+
+    __tablename__ = "notifications"
+
+    investigation_id: str = Field(foreign_key="investigations.id", primary_key=True, max_length=32)
+    target: str = Field(primary_key=True, max_length=32, description="hash of the target's kind and options")
+    label: str = Field(max_length=200, description="notify:<name> and where it sends, without secrets")
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None
+
+
 class InboundDelivery(SQLModel, table=True):
     """A delivery we already acted on (Slack event id, webhook id): duplicates stop here."""
 

@@ -24,6 +24,7 @@ from core.models import (
     InboundDelivery,
     Investigation,
     JiraLink,
+    Notification,
     ProgressEvent,
     Status,
     utcnow,
@@ -298,6 +299,39 @@ class Store:
             existing = self.get_jira(investigation_id)
             assert existing is not None
             return existing, False
+
+    # notifications ----------------------------------------------------------
+
+    def claim_notification(self, investigation_id: str, target: str, *, label: str) -> Notification:
+        """The row for (investigation, target), created pending on the first call; the same row on every later one."""
+        try:
+            with session_scope(self.engine) as s:
+                row = Notification(investigation_id=investigation_id, target=target, label=label[:200])
+                s.add(row)
+            return row
+        except IntegrityError:
+            found = self.get_notification(investigation_id, target)
+            assert found is not None
+            return found
+
+    def get_notification(self, investigation_id: str, target: str) -> Notification | None:
+        with self.session() as s:
+            return s.get(Notification, (investigation_id, target))
+
+    def notifications(self, investigation_id: str) -> list[Notification]:
+        with self.session() as s:
+            rows = s.exec(select(Notification).where(Notification.investigation_id == investigation_id).order_by(col(Notification.label)))
+            return list(rows)
+
+    def set_notification(self, investigation_id: str, target: str, **changes: Any) -> Notification:
+        with session_scope(self.engine) as s:
+            row = s.get(Notification, (investigation_id, target))
+            if row is None:
+                raise NotFound(f"no notification {target} for {investigation_id}")
+            for key, value in changes.items():
+                setattr(row, key, value)
+            s.add(row)
+        return row
 
     def get_jira(self, investigation_id: str) -> JiraLink | None:
         with self.session() as s:

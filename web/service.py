@@ -29,6 +29,7 @@ from web.api.schemas import (
     InvestigationSummary,
     JiraOut,
     Links,
+    NotificationOut,
     ProgressEventOut,
 )
 from web.errors import ApiError
@@ -92,6 +93,16 @@ def detail(row: Investigation) -> InvestigationDetail:
         resolution=row.resolution,
         resolved_at=_aware(row.resolved_at) if row.resolved_at else None,
         resolved_by=row.resolved_by,
+        notifications=[
+            NotificationOut(
+                target=n.label,
+                status=n.status,
+                attempts=n.attempts,
+                error=n.error,
+                delivered_at=_aware(n.delivered_at) if n.delivered_at else None,
+            )
+            for n in store.notifications(row.id)
+        ],
     )
 
 

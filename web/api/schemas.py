@@ -96,6 +96,14 @@ class JiraRequested(JiraOut):
     created: bool = Field(description="True when this request claimed the ticket; false when one was already requested.")
 
 
+class NotificationOut(BaseModel):
+    target: str = Field(description="notify:<name> and where it sends, without secrets")
+    status: str = Field(description="pending, delivered or failed")
+    attempts: int
+    error: str | None
+    delivered_at: datetime | None
+
+
 class InvestigationDetail(InvestigationSummary):
     window_start: datetime
     window_end: datetime
@@ -110,3 +118,4 @@ class InvestigationDetail(InvestigationSummary):
     resolution: str | None = Field(None, description="How the incident was resolved, once recorded.")
     resolved_at: datetime | None = None
     resolved_by: str | None = None
+    notifications: list[NotificationOut] = Field(default_factory=list, description="who was told of the finished report, and how it went")

@@ -180,6 +180,7 @@ def detail_page(request: Request, investigation_id: str, notice: Annotated[str |
         events=store.progress(row.id),
         follow_ups=store.follow_ups(row.id),
         jira=store.get_jira(row.id),
+        notifications=store.notifications(row.id),
         thread_url=thread_url,
         report_html=report_html,
         parent=row.parent_id,
