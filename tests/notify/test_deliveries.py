@@ -8,17 +8,15 @@ and a webhook that is down. One failing target never touches the others or the r
 from __future__ import annotations
 
 import base64
-import email
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from bot_harness import Worker
 from redis import Redis
+from smtp_inbox import Inbox, start_smtp
 from standin_receiver import Receiver
 
 from agents import notify
@@ -35,22 +33,11 @@ EXAMPLE = REPO / "examples" / "checkout-discount-crash"
 SIGNING = "whsec_" + base64.b64encode(b"a-webhook-secret-of-32-bytes-ok!").decode()
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.Message] = []
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802  (aiosmtpd's hook name)
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
 def targets(app_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Receiver, Inbox, Receiver]]:
     receiver = Receiver(secret=SIGNING).start()
     refusing = Receiver(ok_status=403).start()
-    inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
+    smtp, inbox = start_smtp()
     monkeypatch.setenv("HOOK_SECRET", SIGNING)
     catalog = tmp_path / "services.yaml"
     catalog.write_text(

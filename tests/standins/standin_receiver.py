@@ -74,11 +74,11 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 return
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self.send_response(405)
                 self.end_headers()
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with receiver._lock:

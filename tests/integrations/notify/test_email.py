@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import email
 from collections.abc import Iterator
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from smtp_inbox import Inbox, start_smtp
 
 from contracts import NOTICE, SECRET_DIR, Broken, NotifierContract, build
 from integrations.errors import SourceError
 from integrations.notify import email as email_kind
 from integrations.remote_calls import RetryableError
 from tests.standins.loopback import free_port
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
 
 
 def _authenticate(_server: Any, _session: Any, _envelope: Any, mechanism: str, data: Any) -> AuthResult:
@@ -35,9 +25,7 @@ def _authenticate(_server: Any, _session: Any, _envelope: Any, mechanism: str, d
 
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Controller, Inbox]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), authenticator=_authenticate, auth_require_tls=False)
-    controller.start()
+    controller, inbox = start_smtp(_authenticate)
     monkeypatch.setenv("SMTP_USER", "ir-bot")
     monkeypatch.setenv("SMTP_PASSWORD", "mail-pass-123")
     yield controller, inbox
