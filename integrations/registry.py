@@ -17,7 +17,7 @@ from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.logs import files
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
-from integrations.notify import email, teams, webhook
+from integrations.notify import email, slack_channel, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
 from integrations.runbooks import folder
@@ -34,6 +34,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     datadog.KIND,
     newrelic.KIND,
     folder.KIND,
+    slack_channel.KIND,
     webhook.KIND,
     teams.KIND,
     email.KIND,
