@@ -35,6 +35,7 @@ MAX_RECORD_LINES = 400
 CLOCK_SKEW = timedelta(minutes=2)
 # A window ending this close to now reaches the present: the newest lines matter most, and `tailLines` keeps them.
 PRESENT = timedelta(minutes=5)
+TOGETHER = timedelta(seconds=1)
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d) ?")
 
 
@@ -155,6 +156,7 @@ def records(lines: Iterable[bytes], labels: dict[str, str], end: datetime) -> It
     order and is read to its end (within the byte bound).
     """
     head: datetime | None = None
+    last: datetime | None = None
     lines_of: list[str] = []
     ordered = True
     for raw in lines:
@@ -162,12 +164,15 @@ def records(lines: Iterable[bytes], labels: dict[str, str], end: datetime) -> It
         ordered = ordered and stamp is not None
         if ordered and stamp is not None and stamp > end:
             break
-        if lines_of and len(lines_of) < MAX_RECORD_LINES and _continues(text):
+        # The lines of one multi-line write carry the same time, give or take: a later line starts anew.
+        together = stamp is None or last is None or stamp - last <= TOGETHER
+        if lines_of and len(lines_of) < MAX_RECORD_LINES and together and _continues(text):
             lines_of.append(text)
+            last = stamp or last
             continue
         if lines_of:
             yield Record(head, "\n".join(lines_of), labels)
-        head, lines_of = stamp, [text]
+        head, last, lines_of = stamp, stamp, [text]
     if lines_of:
         yield Record(head, "\n".join(lines_of), labels)
 
