@@ -604,3 +604,15 @@ def test_the_commented_example_in_services_example_yaml_is_a_valid_catalog_entry
     assert sorted(entries) == ["deploys", "infra", "logs"]
     for role_name, entry in entries.items():
         assert check_source(role_name, SourceSpec.model_validate(yaml.safe_load(entry))) == []
+
+
+def test_the_rbac_manifest_grants_read_only_what_the_sources_read() -> None:
+    path = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "rbac.yaml"
+    docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    rules = [rule for doc in docs if doc["kind"] == "ClusterRole" for rule in doc["rules"]]
+
+    granted = {(group, resource) for rule in rules for group in rule["apiGroups"] for resource in rule["resources"]}
+    assert granted == {("", "pods"), ("", "pods/log"), ("", "events"), ("", "nodes"), ("apps", "replicasets"), ("apps", "deployments")}
+    assert all(sorted(rule["verbs"]) == ["get", "list", "watch"] for rule in rules)
+    bound = {doc["roleRef"]["name"] for doc in docs if doc["kind"] in ("RoleBinding", "ClusterRoleBinding")}
+    assert bound == {doc["metadata"]["name"] for doc in docs if doc["kind"] == "ClusterRole"}
