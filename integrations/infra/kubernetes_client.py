@@ -133,6 +133,7 @@ class Cluster:
         if status == 403:
             scope = "cluster-wide" if resource == "nodes" else f"in namespace {self.namespace}"
             return SourceError(
+                # `is_forbidden` reads the "(403)".
                 f"{self.where}: forbidden to {verb} {resource} {scope} (403): grant get, list and watch on {resource} "
                 f"({RBAC_MANIFEST}){said}"
             )
@@ -209,6 +210,15 @@ def troubled(pod: V1Pod) -> bool:
         if container.restart_count or (waiting is not None and waiting.reason in _TROUBLED_WAITING):
             return True
     return False
+
+
+def is_forbidden(error: SourceError) -> bool:
+    """Whether RBAC refused the call (the messages `api_error` writes say so, however a caller re-words them)."""
+    return "(403)" in str(error)
+
+
+def is_missing(error: SourceError) -> bool:
+    return "answered 404" in str(error)
 
 
 def owners(pod: V1Pod) -> list[str]:

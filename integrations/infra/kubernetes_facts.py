@@ -16,37 +16,8 @@ from typing import Any
 from integrations.errors import SourceError
 from integrations.infra.base import InfraFact
 from integrations.infra.kubernetes import KubernetesInfraOptions
-from integrations.infra.kubernetes_client import Cluster, Reader, list_all, owners, select_pods, utc
-
-# Waiting reasons and the fact each one is.
-WAITING: dict[str, str] = {
-    "CrashLoopBackOff": "crash_loop",
-    "ImagePullBackOff": "image_pull",
-    "ErrImagePull": "image_pull",
-    "InvalidImageName": "image_pull",
-    "CreateContainerConfigError": "config_error",
-    "CreateContainerError": "container_error",
-    "RunContainerError": "container_error",
-}
-# Event reasons and the fact each one is; `BackOff` and `Failed` depend on their message.
-EVENTS: dict[str, str] = {
-    "BackOff": "crash_loop",
-    "Unhealthy": "probe_failed",
-    "FailedScheduling": "unschedulable",
-    "FailedCreate": "unschedulable",
-    "FailedMount": "mount_failed",
-    "FailedAttachVolume": "mount_failed",
-    "Evicted": "evicted",
-    "Preempting": "evicted",
-    "NodeNotReady": "node_condition",
-    "OOMKilling": "oom_killed",
-    "Failed": "container_error",
-    "FailedCreatePodSandBox": "container_error",
-}
-# Normal events that still say something failed.
-_NORMAL_FAILURES = ("failed liveness probe", "failed startup probe")
-# Node conditions that are a problem when True (Ready is one when not True).
-PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
+from integrations.infra.kubernetes_client import Cluster, Reader, is_forbidden, is_missing, list_all, owners, select_pods
+from integrations.infra.kubernetes_states import event_fact, node_facts, pod_facts, resource_facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +76,7 @@ class KubernetesInfraSource:
                 found += self._node(read, node, now)
             except SourceError as exc:
                 failures.append(PartFailure(f"node {node}", str(exc)))
-                if "(403)" in str(exc):
+                if is_forbidden(exc):
                     break
         kept = [fact for fact in found if _meets(fact, start, end)]
         kept.sort(key=lambda fact: (fact.at is None, fact.at or now, fact.subject))
@@ -123,6 +94,8 @@ class KubernetesInfraSource:
             resource="events",
             limit=self.options.max_events,
             namespace=self.cluster.namespace,
+            # Normal events say what went right; a busy namespace has thousands.
+            field_selector="type=Warning",
         ):
             target = event.involved_object
             name = (target.name or "") if target else ""
@@ -139,207 +112,13 @@ class KubernetesInfraSource:
                 lambda timeout: core.read_node(name, _request_timeout=timeout), what=f"reading node {name}", verb="get", resource="nodes"
             )
         except SourceError as exc:
-            if "answered 404" in str(exc):
+            if is_missing(exc):
                 return [InfraFact("node_condition", f"node/{name}", f"node {name} no longer exists", reason="NodeGone", source=self.name)]
             raise
         return node_facts(node, now, self.name)
-
-
-def pod_facts(pod: Any, now: datetime, source: str) -> list[InfraFact]:
-    """The facts a pod's status states: waiting and terminated containers, restarts, and why the pod is not running."""
-    status, name = pod.status, pod.metadata.name
-    if status is None:
-        return []
-    found: list[InfraFact] = []
-    statuses = [(c, "") for c in status.container_statuses or ()] + [(c, "init ") for c in status.init_container_statuses or ()]
-    for container, role in statuses:
-        found += _container_facts(container, f"{name}/{container.name}", role, status.start_time, now, source)
-    for condition in status.conditions or ():
-        if condition.type == "PodScheduled" and condition.status == "False":
-            found.append(
-                InfraFact(
-                    "unschedulable",
-                    name,
-                    f"pod {name} cannot be scheduled: {condition.message or condition.reason}",
-                    at=utc(condition.last_transition_time),
-                    last_at=now,
-                    reason=condition.reason or "Unschedulable",
-                    source=source,
-                )
-            )
-    if status.reason == "Evicted":
-        ready = next((c for c in status.conditions or () if c.type == "Ready"), None)
-        at = utc(ready.last_transition_time) if ready else None
-        found.append(
-            InfraFact(
-                "evicted", name, f"pod {name} was evicted: {status.message or ''}".rstrip(": "), at=at, reason="Evicted", source=source
-            )
-        )
-    return found
-
-
-def _container_facts(container: Any, subject: str, role: str, started: datetime | None, now: datetime, source: str) -> list[InfraFact]:
-    found: list[InfraFact] = []
-    restarts = int(container.restart_count or 0)
-    attributes = {"restart_count": str(restarts), "image": container.image or ""}
-    state, last = container.state, container.last_state
-    last_terminated = last.terminated if last else None
-    last_exit = utc(last_terminated.finished_at) if last_terminated else None
-    waiting = state.waiting if state else None
-    if waiting is not None and waiting.reason in WAITING:
-        detail = f"{role}container {subject} is waiting: {waiting.reason}" + (f": {_line(waiting.message)}" if waiting.message else "")
-        exit_code = last_terminated.exit_code if last_terminated and waiting.reason == "CrashLoopBackOff" else None
-        # Waiting since its last exit, or since the pod started when it never ran.
-        found.append(
-            InfraFact(
-                WAITING[waiting.reason],
-                subject,
-                detail,
-                at=last_exit or utc(started),
-                last_at=now,
-                reason=waiting.reason,
-                exit_code=exit_code,
-                source=source,
-                attributes=attributes,
-            )
-        )
-    for terminated in (state.terminated if state else None, last_terminated):
-        if terminated is None or (terminated.exit_code == 0 and terminated.reason != "OOMKilled"):
-            continue
-        reason = terminated.reason or "Error"
-        kind = "oom_killed" if reason == "OOMKilled" else "container_error"
-        said = f": {_line(terminated.message)}" if terminated.message else ""
-        detail = f"{role}container {subject} exited with code {terminated.exit_code} ({reason}){said}"
-        at = utc(terminated.finished_at) or utc(terminated.started_at)
-        found.append(
-            InfraFact(
-                kind,
-                subject,
-                detail,
-                at=at,
-                last_at=at,
-                reason=reason,
-                exit_code=terminated.exit_code,
-                source=source,
-                attributes=attributes,
-            )
-        )
-    if restarts:
-        found.append(
-            InfraFact(
-                "restarts",
-                subject,
-                f"{role}container {subject} restarted {restarts} times",
-                at=last_exit,
-                last_at=last_exit,
-                count=restarts,
-                reason="Restarted",
-                source=source,
-                attributes=attributes,
-            )
-        )
-    return found
-
-
-def resource_facts(pods: list[Any], source: str) -> list[InfraFact]:
-    """Each container's requests and limits, once per controller (its pods share them)."""
-    seen: dict[tuple[str, str, str], InfraFact] = {}
-    for pod in pods:
-        group = (owners(pod) or [pod.metadata.name])[0]
-        for container in pod.spec.containers if pod.spec else ():
-            resources = container.resources
-            requests = dict(resources.requests or {}) if resources else {}
-            limits = dict(resources.limits or {}) if resources else {}
-            text = "requests " + _quantities(requests) + "; limits " + _quantities(limits)
-            key = (group, container.name, text)
-            if key not in seen:
-                attributes = {
-                    **{f"requests.{k}": str(v) for k, v in requests.items()},
-                    **{f"limits.{k}": str(v) for k, v in limits.items()},
-                }
-                seen[key] = InfraFact(
-                    "resource_limits",
-                    f"{group}/{container.name}",
-                    f"container {container.name} of {group}: {text}",
-                    reason="Resources",
-                    source=source,
-                    attributes=attributes,
-                )
-    return list(seen.values())
-
-
-def event_fact(event: Any, source: str) -> InfraFact | None:
-    """A warning event (or a Normal one saying a probe killed a container) as a fact; None for the rest."""
-    reason, message = event.reason or "", _line(event.message)
-    if event.type == "Warning":
-        kind = EVENTS.get(reason)
-    elif reason == "Killing" and any(words in message for words in _NORMAL_FAILURES):
-        kind = "probe_failed"
-    else:
-        kind = None
-    if kind is None:
-        return None
-    lowered = message.lower()
-    if reason in ("BackOff", "Failed") and ("pull" in lowered or "image" in lowered):
-        kind = "image_pull"
-    elif reason == "Failed" and ("not found" in lowered or "configmap" in lowered or "secret" in lowered):
-        kind = "config_error"
-    series = event.series
-    first = utc(event.first_timestamp) or utc(event.event_time)
-    last = utc(event.last_timestamp) or (utc(series.last_observed_time) if series else None) or first
-    count = event.count or (series.count if series else None) or 1
-    target = event.involved_object
-    subject = target.name if target else ""
-    container = _container_of(target.field_path if target else None)
-    if container:
-        subject = f"{subject}/{container}"
-    attributes = {"object": f"{(target.kind or '').lower()}/{target.name}" if target else "", "type": event.type or ""}
-    return InfraFact(
-        kind, subject, f"{reason}: {message}", at=first, last_at=last, count=int(count), reason=reason, source=source, attributes=attributes
-    )
-
-
-def node_facts(node: Any, now: datetime, source: str) -> list[InfraFact]:
-    """A node's conditions that are a problem: not Ready, or under pressure."""
-    name = node.metadata.name
-    found = []
-    for condition in node.status.conditions or () if node.status else ():
-        bad = condition.status != "True" if condition.type == "Ready" else condition.type in PRESSURES and condition.status == "True"
-        if not bad:
-            continue
-        word = "NotReady" if condition.type == "Ready" else condition.type
-        said = f": {_line(condition.message)}" if condition.message else ""
-        found.append(
-            InfraFact(
-                "node_condition",
-                f"node/{name}",
-                f"node {name} {word} ({condition.reason or condition.status}){said}",
-                at=utc(condition.last_transition_time),
-                last_at=now,
-                reason=word,
-                source=source,
-                attributes={"condition": condition.type, "status": condition.status},
-            )
-        )
-    return found
 
 
 def _meets(fact: InfraFact, start: datetime, end: datetime) -> bool:
     if fact.at is None:
         return fact.last_at is None or fact.last_at >= start
     return fact.at <= end and (fact.last_at or fact.at) >= start
-
-
-def _line(text: str | None) -> str:
-    return " ".join((text or "").split())[:500]
-
-
-def _quantities(values: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in sorted(values.items())) or "none"
-
-
-def _container_of(field_path: str | None) -> str | None:
-    """`spec.containers{app}` → `app`: the container an event is about."""
-    if not field_path or "{" not in field_path:
-        return None
-    return field_path.partition("{")[2].partition("}")[0] or None

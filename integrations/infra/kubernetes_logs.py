@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from core.timeparse import as_utc
 from integrations.errors import SourceError
 from integrations.infra.kubernetes import KubernetesLogOptions
-from integrations.infra.kubernetes_client import Cluster, Reader, select_pods
+from integrations.infra.kubernetes_client import Cluster, Reader, is_forbidden, select_pods
 from integrations.logs.parsing.stacks import looks_like_continuation
 from integrations.logs.store import LogStore, Record, Session
 
@@ -86,7 +86,7 @@ class KubernetesLogSource(LogStore):
                     read += 1
                 except SourceError as exc:
                     # RBAC is per namespace: one container refused means every one is.
-                    if "(403)" in str(exc):
+                    if is_forbidden(exc):
                         raise
                     failed.append(f"{where}: {exc}")
                     self.account.partial.append(failed[-1])

@@ -155,11 +155,29 @@ def event(
     namespace: str = "shop",
     kind: str = "Pod",
     container: str | None = None,
+    series: bool = False,
 ) -> dict[str, Any]:
     """A core/v1 Event as the kubelet and controllers write them (first/lastTimestamp and count, no eventTime)."""
     involved: dict[str, Any] = {"kind": kind, "namespace": namespace, "name": pod_name, "uid": str(uuid.uuid4()), "apiVersion": "v1"}
     if container:
         involved["fieldPath"] = f"spec.containers{{{container}}}"
+    if series:
+        # As events.k8s.io/v1 writers leave them in core/v1: eventTime and a series, no first/lastTimestamp or count.
+        return {
+            "metadata": {"name": f"{pod_name}.{uuid.uuid4().hex[:16]}", "namespace": namespace, "creationTimestamp": stamp(first)},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "source": {},
+            "firstTimestamp": None,
+            "lastTimestamp": None,
+            "eventTime": nano(first).replace("000Z", "Z"),
+            "series": {"count": count, "lastObservedTime": nano(last or first).replace("000Z", "Z")},
+            "type": type_,
+            "action": "Binding",
+            "reportingComponent": "default-scheduler",
+            "reportingInstance": "default-scheduler-control-plane",
+        }
     return {
         "metadata": {"name": f"{pod_name}.{uuid.uuid4().hex[:16]}", "namespace": namespace, "creationTimestamp": stamp(first)},
         "involvedObject": involved,
@@ -348,7 +366,12 @@ class KubernetesStandin:
             if re.fullmatch(pattern, path):
                 if resource in self.forbidden:
                     return _forbidden("list", resource, self.namespace)
-                selected = [item for item in items() if _selects(query.get("labelSelector", ""), item["metadata"].get("labels") or {})]
+                selected = [
+                    item
+                    for item in items()
+                    if _selects(query.get("labelSelector", ""), item["metadata"].get("labels") or {})
+                    and _fields_select(query.get("fieldSelector", ""), item)
+                ]
                 return 200, {}, self._page(list_kind, selected, query)
         if match := re.fullmatch(rf"/api/v1/namespaces/{ns}/pods/([^/]+)/log", path):
             if "pods/log" in self.forbidden:
@@ -485,6 +508,21 @@ def _forbidden(verb: str, resource: str, namespace: str | None) -> tuple[int, di
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     message = f'{name} is forbidden: User "{SERVICE_ACCOUNT}" cannot {verb} resource "{name}"{subresource} in API group "{group}"{where}'
     return 403, {}, {**_status(403, "Forbidden", message), "details": {"kind": name}}
+
+
+def _fields_select(selector: str, item: dict[str, Any]) -> bool:
+    """`type=Warning,involvedObject.name=x`: dotted paths compared as strings, as field selectors are."""
+    for requirement in filter(None, selector.split(",")):
+        match = re.fullmatch(r"([\w.]+)(==|=|!=)(.*)", requirement)
+        if match is None:
+            return False
+        path, op, value = match.groups()
+        found: Any = item
+        for part in path.split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        if (str(found if found is not None else "") == value) != (op != "!="):
+            return False
+    return True
 
 
 def _selects(selector: str, labels: dict[str, str]) -> bool:

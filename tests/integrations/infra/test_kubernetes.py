@@ -348,12 +348,25 @@ def test_warning_events_of_the_service_become_facts_with_first_last_and_count(st
     assert events == [
         ("BackOff", "crash_loop", "checkout-7d9f-crash/app", 31),
         ("Failed", "image_pull", "checkout-7d9f-oom", 1),
-        ("Killing", "probe_failed", "checkout-7d9f-oom", 1),
         ("Unhealthy", "probe_failed", "checkout-7d9f-gone", 12),
     ]
+    assert all("fieldSelector=type=Warning" in r for r in server.requests if "/events?" in r)
     backoff = next(f for f in facts if f.reason == "BackOff")
     assert (backoff.at, backoff.last_at) == (NOW - timedelta(minutes=25), NOW - timedelta(minutes=1))
     assert not any("search" in f.subject for f in facts)
+
+
+def test_an_event_written_with_event_time_and_a_series_takes_its_times_and_count_from_them(standins: Standins, tmp_path: Path) -> None:
+    server = standins()
+    server.pods.append(pod("checkout-7d9f-1", labels=LABELS, created=NOW - timedelta(hours=2), owner=OWNER, node=None))
+    first, last = NOW - timedelta(minutes=14, seconds=30), NOW - timedelta(minutes=2)
+    message = "0/5 nodes are available: 2 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 3 Insufficient cpu."
+    server.events.append(event("FailedScheduling", message, pod_name="checkout-7d9f-1", first=first, last=last, count=17, series=True))
+
+    [fact] = [f for f in infra_source(server, tmp_path).facts(*LAST_HOUR) if f.reason == "FailedScheduling"]
+
+    assert (fact.kind, fact.at, fact.last_at, fact.count) == ("unschedulable", first, last, 17)
+    assert fact.detail == f"FailedScheduling: {message}"
 
 
 def test_node_conditions_and_resources_of_the_pods_are_facts(standins: Standins, tmp_path: Path) -> None:
