@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,22 @@ class Caller(Protocol):
     """Runs one API call, given the per-request timeout, with the read's retries and deadline."""
 
     def __call__(self, fn: Callable[[float], T], *, what: str, verb: str, resource: str) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartFailure:
+    """One part of a read that gave nothing (events, nodes, an empty selector), and why: a degraded entry beside the rest."""
+
+    query: str
+    reason: str
+
+
+class Partial(list[T]):
+    """What a read found, plus the parts that failed (the pipeline shows each failure as a degraded entry)."""
+
+    def __init__(self, items: Iterable[T] = (), failures: Iterable[PartFailure] = ()) -> None:
+        super().__init__(items)
+        self.failures = list(failures)
 
 
 class Cluster:

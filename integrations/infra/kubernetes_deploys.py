@@ -15,7 +15,7 @@ from typing import Any
 from integrations.code.base import Deploy
 from integrations.errors import SourceError
 from integrations.infra.kubernetes import KubernetesDeployOptions
-from integrations.infra.kubernetes_client import Cluster, Reader, list_all, utc
+from integrations.infra.kubernetes_client import Cluster, PartFailure, Partial, Reader, list_all, utc
 
 REVISION = "deployment.kubernetes.io/revision"
 # Image tags that are a commit: CI tags images with the sha they were built from.
@@ -40,16 +40,23 @@ class KubernetesDeploySource:
         newest = max(sets, key=lambda rs: utc(rs.metadata.creation_timestamp) or datetime.min.replace(tzinfo=UTC))
         return f"{len(sets)} ReplicaSets match '{self.options.selector}'; the newest is {_describe(newest)}"
 
-    def deploys(self, start: datetime, end: datetime) -> list[Deploy]:
+    def deploys(self, start: datetime, end: datetime) -> Partial[Deploy]:
         """ReplicaSets created in [start, end], oldest first, each as the deploy of its Deployment."""
         found = []
-        for replicaset in self._replicasets(Reader(self.cluster, self.options)):
+        sets = self._replicasets(Reader(self.cluster, self.options))
+        for replicaset in sets:
             created = utc(replicaset.metadata.creation_timestamp)
             if created is None or not start <= created <= end:
                 continue
             found.append(self._deploy(replicaset, created))
         found.sort(key=lambda deploy: (deploy.at, deploy.service))
-        return found
+        # No rollout in the window is an answer; no ReplicaSet at all is a selector that names nothing.
+        nothing = (
+            []
+            if sets
+            else [PartFailure("replicasets", f"no ReplicaSets match '{self.options.selector}' in namespace {self.cluster.namespace}")]
+        )
+        return Partial(found, nothing)
 
     def _replicasets(self, read: Reader) -> list[Any]:
         return list(

@@ -8,7 +8,6 @@ occurrence. A fact is kept when that span meets the window. A part that cannot b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,24 +15,18 @@ from typing import Any
 from integrations.errors import SourceError
 from integrations.infra.base import InfraFact
 from integrations.infra.kubernetes import KubernetesInfraOptions
-from integrations.infra.kubernetes_client import Cluster, Reader, is_forbidden, is_missing, list_all, owners, select_pods
+from integrations.infra.kubernetes_client import (
+    Cluster,
+    PartFailure,
+    Partial,
+    Reader,
+    is_forbidden,
+    is_missing,
+    list_all,
+    owners,
+    select_pods,
+)
 from integrations.infra.kubernetes_states import event_fact, node_facts, pod_facts, resource_facts
-
-
-@dataclass(frozen=True, slots=True)
-class PartFailure:
-    """One part of the read that gave nothing (events, nodes), and why: shown as a degraded entry beside the facts."""
-
-    query: str
-    reason: str
-
-
-class FactResult(list[InfraFact]):
-    """The facts read, plus the parts that failed."""
-
-    def __init__(self, facts: list[InfraFact], failures: list[PartFailure]) -> None:
-        super().__init__(facts)
-        self.failures = failures
 
 
 class KubernetesInfraSource:
@@ -54,14 +47,17 @@ class KubernetesInfraSource:
             raise SourceError(f"{self.cluster.where}: no pods match '{self.options.selector}' in namespace {self.cluster.namespace}")
         return f"{matched} pods match '{self.options.selector}' in namespace {self.cluster.namespace} on {self.cluster.where}"
 
-    def facts(self, start: datetime, end: datetime) -> FactResult:
+    def facts(self, start: datetime, end: datetime) -> Partial[InfraFact]:
         """Facts whose span meets [start, end], and facts without a time, oldest first."""
         now = datetime.now(UTC)
         read = Reader(self.cluster, self.options)
         pods, matched = select_pods(self.cluster, read, self.options.max_pods)
         found: list[InfraFact] = []
         failures: list[PartFailure] = []
-        if matched > len(pods):
+        if not matched:
+            # Nothing found must not read as nothing wrong.
+            failures.append(PartFailure("pods", f"no pods match '{self.options.selector}' in namespace {self.cluster.namespace}"))
+        elif matched > len(pods):
             failures.append(PartFailure("pods", f"{matched} pods match; the {len(pods)} most troubled and newest were read (max_pods)"))
         for pod in pods:
             found += pod_facts(pod, now, self.name)
@@ -80,7 +76,7 @@ class KubernetesInfraSource:
                     break
         kept = [fact for fact in found if _meets(fact, start, end)]
         kept.sort(key=lambda fact: (fact.at is None, fact.at or now, fact.subject))
-        return FactResult(kept, failures)
+        return Partial(kept, failures)
 
     def _events(self, read: Reader, pods: list[Any]) -> list[InfraFact]:
         names = {pod.metadata.name for pod in pods}

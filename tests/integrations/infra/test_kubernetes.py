@@ -33,7 +33,7 @@ from core.alert import Alert
 from core.catalog import SourceSpec
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
-from integrations.infra.kubernetes_facts import FactResult
+from integrations.infra.kubernetes_client import Partial
 from integrations.registry import build_specs, check_source
 
 LABELS = {"app": "checkout", "team": "shop"}
@@ -408,7 +408,7 @@ def test_events_and_nodes_forbidden_by_rbac_are_failures_naming_the_permission_b
 
     facts = infra_source(server, tmp_path).facts(*LAST_HOUR)
 
-    assert isinstance(facts, FactResult)
+    assert isinstance(facts, Partial)
     assert any(f.kind == "oom_killed" for f in facts)
     reasons = {failure.query: failure.reason for failure in facts.failures}
     assert set(reasons) == {"events", "node node-a"}
@@ -629,3 +629,17 @@ def test_the_rbac_manifest_grants_read_only_what_the_sources_read() -> None:
     assert all(sorted(rule["verbs"]) == ["get", "list", "watch"] for rule in rules)
     bound = {doc["roleRef"]["name"] for doc in docs if doc["kind"] in ("RoleBinding", "ClusterRoleBinding")}
     assert bound == {doc["metadata"]["name"] for doc in docs if doc["kind"] == "ClusterRole"}
+
+
+def test_a_selector_that_names_nothing_says_so_instead_of_reading_as_healthy(standins: Standins, tmp_path: Path) -> None:
+    server = standins()
+    server.pods.append(pod("search-5c4b-1", labels={"app": "search"}, created=NOW - timedelta(hours=1), owner="search-5c4b"))
+    server.replicasets.append(
+        replicaset("search", revision=1, images=["search:v9"], created=NOW - timedelta(minutes=10), labels={"app": "search"})
+    )
+
+    facts = infra_source(server, tmp_path).facts(*LAST_HOUR)
+    deploys = build(kubernetes.DEPLOYS_KIND, options_of(server, tmp_path), tmp_path).deploys(*LAST_HOUR)
+
+    assert list(facts) == [] and [(f.query, f.reason) for f in facts.failures] == [("pods", "no pods match 'team=shop' in namespace shop")]
+    assert list(deploys) == [] and [f.reason for f in deploys.failures] == ["no ReplicaSets match 'team=shop' in namespace shop"]
