@@ -216,6 +216,21 @@ def select_pods(cluster: Cluster, call: Caller, max_pods: int) -> tuple[list[V1P
     return pods[:max_pods], len(pods)
 
 
+def list_replicasets(cluster: Cluster, call: Caller, limit: int) -> list[Any]:
+    """The selector's ReplicaSets: a Deployment's pods carry its template's labels, and so do its ReplicaSets."""
+    return list(
+        list_all(
+            call,
+            cluster.apps().list_namespaced_replica_set,
+            what=f"listing ReplicaSets '{cluster.options.selector}'",
+            resource="replicasets",
+            limit=limit,
+            namespace=cluster.namespace,
+            label_selector=cluster.options.selector,
+        )
+    )
+
+
 def troubled(pod: V1Pod) -> bool:
     status = pod.status
     if status is None:

@@ -15,7 +15,7 @@ from typing import Any
 from integrations.code.base import Deploy
 from integrations.errors import SourceError
 from integrations.infra.kubernetes import KubernetesDeployOptions
-from integrations.infra.kubernetes_client import Cluster, PartFailure, Partial, Reader, list_all, utc
+from integrations.infra.kubernetes_client import Cluster, PartFailure, Partial, Reader, list_replicasets, utc
 
 REVISION = "deployment.kubernetes.io/revision"
 # Image tags that are a commit: CI tags images with the sha they were built from.
@@ -34,7 +34,7 @@ class KubernetesDeploySource:
         return f"ReplicaSets of {self.cluster.describe()}"
 
     def check(self) -> str:
-        sets = self._replicasets(Reader(self.cluster, self.options))
+        sets = list_replicasets(self.cluster, Reader(self.cluster, self.options), self.options.max_replicasets)
         if not sets:
             raise SourceError(f"{self.cluster.where}: no ReplicaSets match '{self.options.selector}' in namespace {self.cluster.namespace}")
         newest = max(sets, key=lambda rs: utc(rs.metadata.creation_timestamp) or datetime.min.replace(tzinfo=UTC))
@@ -43,7 +43,7 @@ class KubernetesDeploySource:
     def deploys(self, start: datetime, end: datetime) -> Partial[Deploy]:
         """ReplicaSets created in [start, end], oldest first, each as the deploy of its Deployment."""
         found = []
-        sets = self._replicasets(Reader(self.cluster, self.options))
+        sets = list_replicasets(self.cluster, Reader(self.cluster, self.options), self.options.max_replicasets)
         for replicaset in sets:
             created = utc(replicaset.metadata.creation_timestamp)
             if created is None or not start <= created <= end:
@@ -57,19 +57,6 @@ class KubernetesDeploySource:
             else [PartFailure("replicasets", f"no ReplicaSets match '{self.options.selector}' in namespace {self.cluster.namespace}")]
         )
         return Partial(found, nothing)
-
-    def _replicasets(self, read: Reader) -> list[Any]:
-        return list(
-            list_all(
-                read,
-                self.cluster.apps().list_namespaced_replica_set,
-                what=f"listing ReplicaSets '{self.options.selector}'",
-                resource="replicasets",
-                limit=self.options.max_replicasets,
-                namespace=self.cluster.namespace,
-                label_selector=self.options.selector,
-            )
-        )
 
     def _deploy(self, replicaset: Any, created: datetime) -> Deploy:
         meta = replicaset.metadata

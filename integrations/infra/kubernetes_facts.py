@@ -23,10 +23,14 @@ from integrations.infra.kubernetes_client import (
     is_forbidden,
     is_missing,
     list_all,
+    list_replicasets,
     owners,
     select_pods,
 )
-from integrations.infra.kubernetes_states import event_fact, node_facts, pod_facts, resource_facts
+from integrations.infra.kubernetes_states import event_fact, node_facts, pod_facts, resource_facts, rollout_facts
+
+# A Deployment keeps 10 old ReplicaSets by default: this covers a hundred Deployments under one selector.
+MAX_REPLICASETS = 1000
 
 
 class KubernetesInfraSource:
@@ -66,6 +70,10 @@ class KubernetesInfraSource:
             found += self._events(read, pods)
         except SourceError as exc:
             failures.append(PartFailure("events", str(exc)))
+        try:
+            found += rollout_facts(list_replicasets(self.cluster, read, MAX_REPLICASETS), self.name)
+        except SourceError as exc:
+            failures.append(PartFailure("replicasets", str(exc)))
         nodes = sorted({pod.spec.node_name for pod in pods if pod.spec and pod.spec.node_name})[: self.options.max_nodes]
         for node in nodes:
             try:

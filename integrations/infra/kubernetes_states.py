@@ -194,7 +194,7 @@ def node_facts(node: Any, now: datetime, source: str) -> list[InfraFact]:
     """A node's conditions that are a problem: not Ready, or under pressure."""
     name = node.metadata.name
     found = []
-    for condition in node.status.conditions or () if node.status else ():
+    for condition in (node.status.conditions or ()) if node.status else ():
         bad = condition.status != "True" if condition.type == "Ready" else condition.type in PRESSURES and condition.status == "True"
         if not bad:
             continue
@@ -228,3 +228,125 @@ def _container_of(field_path: str | None) -> str | None:
     if not field_path or "{" not in field_path:
         return None
     return field_path.partition("{")[2].partition("}")[0] or None
+
+
+def rollout_facts(replicasets: list[Any], source: str) -> list[InfraFact]:
+    """Each ReplicaSet as a rollout of its Deployment, saying what changed from the revision before it."""
+    by_owner: dict[str, list[Any]] = {}
+    for replicaset in replicasets:
+        meta = replicaset.metadata
+        owner = next((ref.name for ref in meta.owner_references or () if ref.kind == "Deployment"), meta.name)
+        by_owner.setdefault(owner, []).append(replicaset)
+    found = []
+    for owner, history in by_owner.items():
+        history.sort(key=_revision)
+        for before, after in zip([None, *history], history, strict=False):
+            created = utc(after.metadata.creation_timestamp)
+            changes = template_changes(before, after) if before is not None else ["the oldest revision kept"]
+            revision = _revision(after)
+            found.append(
+                InfraFact(
+                    "rollout",
+                    f"deployment/{owner}",
+                    f"deployment {owner} rolled out revision {revision} ({after.metadata.name}): {'; '.join(changes)}",
+                    at=created,
+                    last_at=created,
+                    reason="Rollout",
+                    source=source,
+                    attributes={"revision": str(revision), "replicaset": after.metadata.name, "images": ",".join(_images(after).values())},
+                )
+            )
+    return found
+
+
+def template_changes(before: Any, after: Any) -> list[str]:
+    """What differs between two revisions' pod templates: images, env names, commands, resources, config maps and secrets.
+
+    Env values are not shown: a literal value may be a credential.
+    """
+    old, new = _containers(before), _containers(after)
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if name not in old or name not in new:
+            changes.append(f"container {name} {'added' if name in new else 'removed'}")
+            continue
+        a, b = old[name], new[name]
+        if a.image != b.image:
+            changes.append(f"image {name}: {a.image} → {b.image}")
+        envs = _env_changes(a, b)
+        if envs:
+            changes.append(f"env {name}: {envs}")
+        if (a.command, a.args) != (b.command, b.args):
+            changes.append(f"command {name}: {' '.join([*(b.command or ()), *(b.args or ())])[:200]}")
+        resources = _resource_changes(a.resources, b.resources)
+        if resources:
+            changes.append(f"resources {name}: {resources}")
+    for what, (was, now) in _references(before, after).items():
+        if was != now:
+            changes.append(f"{what}: {', '.join(sorted(now - was)) or 'none'} (was {', '.join(sorted(was - now)) or 'none'})")
+    return changes or ["pod template changed (labels or annotations)"]
+
+
+def _revision(replicaset: Any) -> int:
+    value = (replicaset.metadata.annotations or {}).get("deployment.kubernetes.io/revision", "0")
+    return int(value) if value.isdecimal() else 0
+
+
+def _containers(replicaset: Any) -> dict[str, Any]:
+    template = replicaset.spec.template if replicaset.spec else None
+    return {c.name: c for c in (template.spec.containers if template and template.spec else ())}
+
+
+def _images(replicaset: Any) -> dict[str, str]:
+    return {name: container.image for name, container in _containers(replicaset).items()}
+
+
+def _env_changes(a: Any, b: Any) -> str:
+    old = {e.name: (e.value, str(e.value_from)) for e in a.env or ()}
+    new = {e.name: (e.value, str(e.value_from)) for e in b.env or ()}
+    parts = [f"{n} added" for n in sorted(set(new) - set(old))]
+    parts += [f"{n} removed" for n in sorted(set(old) - set(new))]
+    parts += [f"{n} changed" for n in sorted(set(old) & set(new)) if old[n] != new[n]]
+    return ", ".join(parts)
+
+
+def _resource_changes(a: Any, b: Any) -> str:
+    parts = []
+    for side in ("requests", "limits"):
+        old = dict(getattr(a, side, None) or {}) if a else {}
+        new = dict(getattr(b, side, None) or {}) if b else {}
+        parts += [
+            f"{side} {k} {old.get(k, 'none')} → {new.get(k, 'none')}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+        ]
+    return ", ".join(parts)
+
+
+def _references(before: Any, after: Any) -> dict[str, tuple[set[str], set[str]]]:
+    """The config maps and secrets each revision's pods read (volumes, envFrom, env valueFrom), by name."""
+    was, now = _referenced(before), _referenced(after)
+    return {"config maps": (was[0], now[0]), "secrets": (was[1], now[1])}
+
+
+def _referenced(replicaset: Any) -> tuple[set[str], set[str]]:
+    maps: set[str] = set()
+    secrets: set[str] = set()
+    template = replicaset.spec.template if replicaset.spec else None
+    spec = template.spec if template else None
+    for volume in (spec.volumes or ()) if spec else ():
+        if volume.config_map:
+            maps.add(volume.config_map.name)
+        if volume.secret:
+            secrets.add(volume.secret.secret_name)
+    for container in _containers(replicaset).values():
+        for source in container.env_from or ():
+            if source.config_map_ref:
+                maps.add(source.config_map_ref.name)
+            if source.secret_ref:
+                secrets.add(source.secret_ref.name)
+        for env in container.env or ():
+            ref = env.value_from
+            if ref and ref.config_map_key_ref:
+                maps.add(ref.config_map_key_ref.name)
+            if ref and ref.secret_key_ref:
+                secrets.add(ref.secret_key_ref.name)
+    return maps, secrets

@@ -202,10 +202,13 @@ def replicaset(
     created: datetime,
     labels: dict[str, str],
     annotations: dict[str, str] | None = None,
+    containers: list[dict[str, Any]] | None = None,
+    volumes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A ReplicaSet the Deployment controller made; `containers` (full specs) replace the one-per-image default."""
     template_hash = uuid.uuid4().hex[:10]
     labels = {**labels, "pod-template-hash": template_hash}
-    containers = [{"name": f"c{i}" if i else "app", "image": image} for i, image in enumerate(images)]
+    containers = containers or [{"name": f"c{i}" if i else "app", "image": image} for i, image in enumerate(images)]
     return {
         "metadata": {
             "name": f"{deployment}-{template_hash}",
@@ -233,7 +236,7 @@ def replicaset(
         "spec": {
             "replicas": 3,
             "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers, **({"volumes": volumes} if volumes else {})}},
         },
         "status": {"replicas": 3, "readyReplicas": 3, "availableReplicas": 3, "observedGeneration": 1},
     }

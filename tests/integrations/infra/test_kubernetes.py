@@ -385,6 +385,37 @@ def test_node_conditions_and_resources_of_the_pods_are_facts(standins: Standins,
     assert "/api/v1/nodes/node-a?" in server.requests and "/api/v1/nodes/node-b?" in server.requests
 
 
+def test_a_rollout_is_a_fact_saying_what_changed_from_the_revision_before_without_env_values(standins: Standins, tmp_path: Path) -> None:
+    server = standins()
+    server.pods.append(pod("checkout-7d9f-1", labels=LABELS, created=NOW - timedelta(minutes=20), owner=OWNER))
+
+    def app(pool: str, memory: str, config: str) -> dict[str, Any]:
+        return {
+            "name": "app",
+            "image": "registry.example.com/shop/checkout:v2",
+            "env": [
+                {"name": "DB_POOL_SIZE", "value": pool},
+                {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "checkout-db", "key": "password"}}},
+            ],
+            "envFrom": [{"configMapRef": {"name": config}}],
+            "resources": {"limits": {"memory": memory}},
+        }
+
+    old = replicaset(
+        "checkout", revision=6, images=[], created=NOW - timedelta(days=2), labels=LABELS, containers=[app("20", "512Mi", "cfg-v6")]
+    )
+    new = replicaset(
+        "checkout", revision=7, images=[], created=NOW - timedelta(minutes=20), labels=LABELS, containers=[app("4", "256Mi", "cfg-v7")]
+    )
+    server.replicasets += [new, old]
+
+    [rollout] = [f for f in infra_source(server, tmp_path).facts(*LAST_HOUR) if f.kind == "rollout"]
+
+    assert (rollout.subject, rollout.at, rollout.attributes["revision"]) == ("deployment/checkout", NOW - timedelta(minutes=20), "7")
+    changes = rollout.detail.split("): ", 1)[1].split("; ")
+    assert changes == ["env app: DB_POOL_SIZE changed", "resources app: limits memory 512Mi → 256Mi", "config maps: cfg-v7 (was cfg-v6)"]
+
+
 def test_lists_are_read_page_by_page_through_continue(standins: Standins, tmp_path: Path) -> None:
     server = standins(page_cap=2)
     for i in range(5):
