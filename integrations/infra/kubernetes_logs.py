@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from core.timeparse import as_utc
 from integrations.errors import SourceError
 from integrations.infra.kubernetes import KubernetesLogOptions
-from integrations.infra.kubernetes_client import Cluster, Reader, is_forbidden, select_pods
+from integrations.infra.kubernetes_client import Caller, Cluster, Reader, is_forbidden, select_pods
 from integrations.logs.parsing.stacks import looks_like_continuation
 from integrations.logs.store import LogStore, Record, Session
 
@@ -96,10 +96,12 @@ class KubernetesLogSource(LogStore):
     def _containers(self, pod: Any) -> list[tuple[str, bool]]:
         """(container, previous) pairs whose logs exist: previous first, it is the older."""
         status = pod.status
+        if status is None:
+            return []
         wanted = self.target.containers
         chosen: list[tuple[str, bool]] = []
         statuses = [(c, False) for c in status.container_statuses or ()] + [(c, True) for c in status.init_container_statuses or ()]
-        for container, init in statuses if status else ():
+        for container, init in statuses:
             if wanted is not None and container.name not in wanted:
                 continue
             state, last = container.state, container.last_state
@@ -113,7 +115,7 @@ class KubernetesLogSource(LogStore):
         return chosen
 
     def _records(
-        self, call: Any, pod: str, container: str, previous: bool, start: datetime, end: datetime, now: datetime
+        self, call: Caller, pod: str, container: str, previous: bool, start: datetime, end: datetime, now: datetime
     ) -> Iterator[Record]:
         import urllib3
 

@@ -37,6 +37,8 @@ EVENTS: dict[str, str] = {
     "Failed": "container_error",
     "FailedCreatePodSandBox": "container_error",
 }
+# What a `Failed` event says when the container cannot be configured (CreateContainerConfigError's messages).
+_CONFIG_WORDS = ("configmap", "secret", "couldn't find key", "createcontainerconfigerror")
 # Node conditions that are a problem when True (Ready is one when not True).
 PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 
@@ -171,9 +173,10 @@ def event_fact(event: Any, source: str) -> InfraFact | None:
     if kind is None:
         return None
     lowered = message.lower()
-    if reason in ("BackOff", "Failed") and ("pull" in lowered or "image" in lowered):
+    # "Back-off pulling image", "Failed to pull image", "Error: ErrImagePull"; an executable not found is no image problem.
+    if reason in ("BackOff", "Failed") and ("pull" in lowered or "invalidimagename" in lowered):
         kind = "image_pull"
-    elif reason == "Failed" and ("not found" in lowered or "configmap" in lowered or "secret" in lowered):
+    elif reason == "Failed" and any(word in lowered for word in _CONFIG_WORDS):
         kind = "config_error"
     series = event.series
     first = utc(event.first_timestamp) or utc(event.event_time)

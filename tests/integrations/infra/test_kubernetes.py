@@ -288,6 +288,13 @@ def troubled_cluster(server: KubernetesStandin) -> None:
             pod_name="checkout-7d9f-oom",
             first=NOW - timedelta(minutes=5),
         ),
+        event("Failed", 'Error: configmap "checkout-flags" not found', pod_name="checkout-7d9f-config", first=NOW - timedelta(minutes=9)),
+        event(
+            "Failed",
+            'Error: failed to create containerd task: exec: "/app/server": executable file not found in $PATH: unknown',
+            pod_name="checkout-7d9f-crash",
+            first=NOW - timedelta(minutes=4),
+        ),
         event("Pulled", "Successfully pulled image", pod_name="checkout-7d9f-oom", first=NOW - timedelta(minutes=5), type_="Normal"),
         event(
             "Killing",
@@ -331,7 +338,7 @@ def test_container_states_become_facts_with_reason_exit_code_restarts_and_time(s
     assert crash.at == NOW - timedelta(minutes=4) and crash.last_at is not None and crash.last_at >= NOW
     [start_error] = [f for f in facts["container_error"] if f.reason == "StartError"]
     assert "no such file or directory" in start_error.detail and start_error.exit_code == 128
-    [config] = facts["config_error"]
+    [config] = [f for f in facts["config_error"] if f.reason == "CreateContainerConfigError"]
     assert config.reason == "CreateContainerConfigError" and 'secret "checkout-db" not found' in config.detail
     [unschedulable] = facts["unschedulable"]
     assert unschedulable.subject == "checkout-7d9f-pending" and "Insufficient memory" in unschedulable.detail
@@ -347,6 +354,8 @@ def test_warning_events_of_the_service_become_facts_with_first_last_and_count(st
     events = sorted((f.reason, f.kind, f.subject, f.count) for f in facts if f.attributes.get("type"))
     assert events == [
         ("BackOff", "crash_loop", "checkout-7d9f-crash/app", 31),
+        ("Failed", "config_error", "checkout-7d9f-config", 1),
+        ("Failed", "container_error", "checkout-7d9f-crash", 1),
         ("Failed", "image_pull", "checkout-7d9f-oom", 1),
         ("Unhealthy", "probe_failed", "checkout-7d9f-gone", 12),
     ]
