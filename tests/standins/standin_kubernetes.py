@@ -16,6 +16,7 @@ import itertools
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -309,6 +310,8 @@ class KubernetesStandin:
     requests: list[str] = field(default_factory=list)
     # Statuses to answer before serving (429 / 500), with their Retry-After.
     failures: list[tuple[int, int]] = field(default_factory=list)
+    # Seconds every answer waits before it is sent (an overloaded API server).
+    delay_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: LoopbackServer | None = None
 
@@ -349,6 +352,7 @@ class KubernetesStandin:
 
     def route(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         """(status, headers, body) for a GET; a body that is an iterator of bytes is streamed chunked."""
+        time.sleep(self.delay_s)
         with self._lock:
             self.requests.append(f"{path}?{'&'.join(f'{k}={v}' for k, v in sorted(query.items()))}")
             if self.failures:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -499,6 +500,18 @@ def test_a_429_is_retried_after_the_wait_the_server_asked_for(standins: Standins
 
     assert any(f.kind == "oom_killed" for f in facts)
     assert server.failures == []
+
+
+def test_a_server_that_does_not_answer_is_given_up_at_the_deadline(standins: Standins, tmp_path: Path) -> None:
+    server = standins(delay_s=30)
+    source = infra_source(server, tmp_path, deadline_s=2, timeout_s=0.5)
+
+    began = time.monotonic()
+    with pytest.raises(SourceError) as raised:
+        source.facts(*LAST_HOUR)
+
+    assert time.monotonic() - began < 5
+    assert server.url in str(raised.value) and "timed out" in str(raised.value)
 
 
 def test_a_refused_token_says_so(standins: Standins, tmp_path: Path) -> None:
