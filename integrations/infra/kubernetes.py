@@ -60,14 +60,12 @@ class KubernetesBounds(SourceOptions):
     retries: int = Field(3, ge=0, le=10, description="retries of one request on 429 and 5xx answers, within the deadline")
 
 
-class KubernetesInfraOptions(KubernetesTarget, KubernetesBounds):
-    max_events: int = Field(
-        5000, ge=1, description="most events of the namespace looked at (newest pages are not favoured: the API lists in its own order)"
-    )
+class KubernetesInfraOptions(KubernetesBounds, KubernetesTarget):
+    max_events: int = Field(5000, ge=1, description="most Warning events of the namespace looked at, in the order the API lists them")
     max_nodes: int = Field(20, ge=0, le=500, description="most nodes (those the pods run on) whose conditions are read; 0: none")
 
 
-class KubernetesLogOptions(KubernetesTarget, StoreOptions):
+class KubernetesLogOptions(StoreOptions, KubernetesTarget):
     log_bytes_per_container: int = Field(
         4 * 1024**2, ge=1024, description="most bytes of one container's log read (the API's limitBytes), current and previous each"
     )
@@ -80,7 +78,7 @@ class KubernetesLogOptions(KubernetesTarget, StoreOptions):
     containers: list[str] | None = Field(None, description="containers whose logs are read (default: all, and failed init containers)")
 
 
-class KubernetesDeployOptions(KubernetesTarget, KubernetesBounds):
+class KubernetesDeployOptions(KubernetesBounds, KubernetesTarget):
     actor_annotation: str = Field(
         "kubernetes.io/change-cause",
         description="ReplicaSet annotation naming who or what rolled it out (the Deployment's annotations are copied onto its ReplicaSets)",
