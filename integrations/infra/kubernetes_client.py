@@ -125,19 +125,27 @@ class Cluster:
 
         return client.AppsV1Api(self.client())
 
-    def once(self, fn: Callable[[float], T], timeout: float, *, what: str, verb: str, resource: str) -> T:
-        """`fn(timeout)`, one attempt; its failure as a SourceError (RetryableError when another try may help)."""
+    def once(self, fn: Callable[[float], T], timeout: float, *, what: str, verb: str, resource: str, patient: bool = True) -> T:
+        """`fn(timeout)`, one attempt; its failure as a SourceError (RetryableError when another try may help).
+
+        Not `patient`: only a 429 is worth another try. A log read answered 5xx or timing out
+        means the node's kubelet is unreachable, and retrying would spend the whole deadline on it.
+        """
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
         try:
             return fn(timeout)
         except ApiException as exc:
-            raise self.api_error(exc, what=what, verb=verb, resource=resource) from None
+            error = self.api_error(exc, what=what, verb=verb, resource=resource)
+            if isinstance(error, RetryableError) and not patient and getattr(exc, "status", None) != 429:
+                error = SourceError(str(error))
+            raise error from None
         except (urllib3.exceptions.NewConnectionError, ConnectionError) as exc:
             raise SourceError(f"{self.where}: cannot reach the API server ({_reason(exc)})") from None
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-            raise RetryableError(f"{self.where}: {what} timed out ({type(exc).__name__})") from None
+            kind = RetryableError if patient else SourceError
+            raise kind(f"{self.where}: {what} timed out ({type(exc).__name__})") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise SourceError(f"{self.where}: cannot reach the API server ({_reason(exc)})") from None
 

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +67,10 @@ class KubernetesLogSource(LogStore):
         def call(fn: Callable[[float], T], *, what: str, verb: str, resource: str) -> T:
             return session.call(lambda: self.cluster.once(fn, session.timeout(), what=what, verb=verb, resource=resource), what)
 
+        def call_log(fn: Callable[[float], T], *, what: str, verb: str, resource: str) -> T:
+            once = partial(self.cluster.once, fn, what=what, verb=verb, resource=resource, patient=False)
+            return session.call(lambda: once(session.timeout()), what)
+
         now = datetime.now(UTC)
         pods, _ = select_pods(self.cluster, call, self.target.max_pods)
         read, failed = 0, []
@@ -75,7 +80,7 @@ class KubernetesLogSource(LogStore):
                 try:
                     page: list[Record] = []
                     flushed = time.monotonic()
-                    for record in self._records(call, pod.metadata.name, container, previous, start, end, now):
+                    for record in self._records(call_log, pod.metadata.name, container, previous, start, end, now):
                         page.append(record)
                         # A slow stream still hands over what it gave: the reader must not wait for a full page.
                         if len(page) >= RECORDS_PER_PAGE or time.monotonic() - flushed > PAGE_WAIT_S:

@@ -310,6 +310,8 @@ class KubernetesStandin:
     requests: list[str] = field(default_factory=list)
     # Statuses to answer before serving (429 / 500), with their Retry-After.
     failures: list[tuple[int, int]] = field(default_factory=list)
+    # Pods whose node's kubelet does not answer: their log reads get the API server's 500.
+    dead_kubelets: set[str] = field(default_factory=set)
     # Seconds every answer waits before it is sent (an overloaded API server).
     delay_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -412,6 +414,11 @@ class KubernetesStandin:
         if known is None:
             return 404, {}, _status(404, "NotFound", f'pods "{pod_name}" not found')
         container = query.get("container") or known["spec"]["containers"][0]["name"]
+        if pod_name in self.dead_kubelets:
+            message = (
+                f'Get "https://10.0.3.7:10250/containerLogs/{self.namespace}/{pod_name}/{container}": dial tcp 10.0.3.7:10250: i/o timeout'
+            )
+            return 500, {}, _status(500, "InternalError", message)
         previous = query.get("previous", "").lower() == "true"
         key = (pod_name, container, previous)
         if key not in self.logs:

@@ -606,6 +606,22 @@ def test_a_window_in_the_past_stops_each_log_at_its_first_line_after_the_window(
     assert not any("tailLines" in r for r in server.requests if "/log?" in r)
 
 
+def test_a_pod_on_an_unreachable_kubelet_is_noted_once_and_the_other_pods_logs_still_count(standins: Standins, tmp_path: Path) -> None:
+    server = standins(dead_kubelets={"checkout-7d9f-2"})
+    for i in (1, 2):
+        server.pods.append(pod(f"checkout-7d9f-{i}", labels=LABELS, created=NOW - timedelta(hours=2), owner=OWNER))
+        server.add_log(f"checkout-7d9f-{i}", "app", [LogLine(NOW - timedelta(minutes=5), f"INFO pod {i} ok")])
+    source = build(kubernetes.LOGS_KIND, options_of(server, tmp_path), tmp_path)
+
+    events = list(source.events(*LAST_HOUR))
+
+    assert [e.message for e in events] == ["INFO pod 1 ok"]
+    [partial] = source.account.partial
+    assert partial.startswith("checkout-7d9f-2/app: ") and "answered 500" in partial and "10250: i/o timeout" in partial
+    # Not retried: a dead kubelet stays dead within one investigation.
+    assert len([r for r in server.requests if "checkout-7d9f-2/log" in r]) == 1
+
+
 def test_logs_forbidden_by_rbac_are_a_source_error_naming_pods_log(standins: Standins, tmp_path: Path) -> None:
     server = standins(forbidden={"pods/log"})
     server.pods.append(pod("checkout-7d9f-1", labels=LABELS, created=NOW - timedelta(hours=2), owner=OWNER))
