@@ -248,6 +248,36 @@ def troubled_cluster(server: KubernetesStandin) -> None:
                 }
             ],
         ),
+        pod(
+            "checkout-7d9f-evicted",
+            labels=LABELS,
+            created=created,
+            owner=OWNER,
+            phase="Failed",
+            statuses=[],
+            reason="Evicted",
+            message="The node was low on resource: memory. Threshold quantity: 100Mi, available: 52Mi.",
+            conditions=[
+                {"type": "Ready", "status": "False", "lastTransitionTime": (NOW - timedelta(minutes=7)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            ],
+        ),
+        pod(
+            "checkout-7d9f-init",
+            labels=LABELS,
+            created=created,
+            owner=OWNER,
+            phase="Pending",
+            statuses=[container_status("app", "registry.example.com/shop/checkout:v2", waiting=("PodInitializing", ""))],
+            init_statuses=[
+                container_status(
+                    "migrate",
+                    "registry.example.com/shop/migrate:v2",
+                    restarts=3,
+                    waiting=("CrashLoopBackOff", "back-off 40s restarting failed container=migrate"),
+                    last_terminated={"reason": "Error", "exitCode": 2, "finishedAt": NOW - timedelta(minutes=2)},
+                )
+            ],
+        ),
         pod("search-5c4b-1", labels={"app": "search"}, created=created, owner="search-5c4b"),
     ]
     server.nodes["node-a"] = node("node-a", [("Ready", "True", "KubeletReady", "kubelet is posting ready status", created)])
@@ -343,7 +373,19 @@ def test_container_states_become_facts_with_reason_exit_code_restarts_and_time(s
     assert config.reason == "CreateContainerConfigError" and 'secret "checkout-db" not found' in config.detail
     [unschedulable] = facts["unschedulable"]
     assert unschedulable.subject == "checkout-7d9f-pending" and "Insufficient memory" in unschedulable.detail
-    assert {(f.subject, f.count) for f in facts["restarts"]} == {("checkout-7d9f-oom/app", 5), ("checkout-7d9f-crash/app", 7)}
+    assert {(f.subject, f.count) for f in facts["restarts"]} == {
+        ("checkout-7d9f-oom/app", 5),
+        ("checkout-7d9f-crash/app", 7),
+        ("checkout-7d9f-init/migrate", 3),
+    }
+    [evicted] = facts["evicted"]
+    assert (
+        evicted.subject == "checkout-7d9f-evicted"
+        and evicted.at == NOW - timedelta(minutes=7)
+        and "low on resource: memory" in evicted.detail
+    )
+    init = next(f for f in facts["crash_loop"] if f.subject == "checkout-7d9f-init/migrate")
+    assert init.detail.startswith("init container") and init.exit_code == 2
 
 
 def test_warning_events_of_the_service_become_facts_with_first_last_and_count(standins: Standins, tmp_path: Path) -> None:
