@@ -15,6 +15,7 @@ from core.catalog import Catalog, Location, ServiceSpec, SourceSpec, unknown_key
 from core.degraded import Degradation
 from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
+from integrations.infra import kubernetes
 from integrations.logs import files
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
@@ -38,6 +39,9 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     webhook.KIND,
     teams.KIND,
     email.KIND,
+    kubernetes.KIND,
+    kubernetes.LOGS_KIND,
+    kubernetes.DEPLOYS_KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}

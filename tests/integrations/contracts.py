@@ -11,6 +11,7 @@ names the kind (`kind = files.KIND`) and provides two fixtures:
   target (the path or URL its error must name) contains `SECRET_DIR`. Parametrize the fixture
   to cover several ways of being broken.
 
+`InfraSourceContract` stores `EventRecord`s: warning events the platform recorded about pods.
 `ChangeSourceContract` also needs `slow_source`: a `Slow` source whose backend never answers.
 
 The contract builds each source through its kind's descriptor (options model, then `build`),
@@ -40,6 +41,7 @@ from integrations import roles
 from integrations.code.base import ChangeSource, Commit, Deploy, DeploySource
 from integrations.errors import SourceError
 from integrations.health import check_service
+from integrations.infra.base import FACT_KINDS, InfraFact, InfraSource
 from integrations.logs.base import LogEvent, LogSource
 from integrations.logs.capabilities import SplittableLogSource
 from integrations.logs.parsing import MAX_LINE
@@ -199,6 +201,56 @@ RUNBOOK_RECORDS: Final = (
 )
 
 
+@dataclass(frozen=True)
+class EventRecord:
+    """A warning event the platform recorded about a pod: first and last seen, and how often (`kubectl get events`)."""
+
+    at: datetime
+    reason: str
+    pod: str
+    message: str
+    count: int = 1
+    last_at: datetime | None = None
+
+
+EVENT_RECORDS: Final = (
+    EventRecord(
+        T0 - timedelta(hours=3),
+        "FailedMount",
+        "checkout-7d9f-x1",
+        'MountVolume.SetUp failed for volume "config" : configmap "checkout" not found',
+    ),
+    # Began before the window and went on into it: a fact of the window.
+    EventRecord(
+        START - timedelta(minutes=30),
+        "Unhealthy",
+        "checkout-7d9f-x2",
+        'Liveness probe failed: Get "http://10.1.2.3:8080/healthz": context deadline exceeded',
+        count=40,
+        last_at=START + timedelta(minutes=10),
+    ),
+    EventRecord(START + timedelta(minutes=5), "FailedScheduling", "checkout-7d9f-x3", "0/3 nodes are available: 3 Insufficient memory."),
+    EventRecord(
+        T0 - timedelta(minutes=20),
+        "BackOff",
+        "checkout-7d9f-x1",
+        "Back-off restarting failed container app in pod checkout-7d9f-x1_shop",
+        count=9,
+        last_at=T0 - timedelta(minutes=1),
+    ),
+    EventRecord(T0 + timedelta(hours=2), "Evicted", "checkout-7d9f-x2", "The node was low on resource: memory."),
+)
+# The fact each reason is: the analysis reads the kind, whatever the platform called it.
+EVENT_FACT_KINDS: Final = {
+    "FailedMount": "mount_failed",
+    "Unhealthy": "probe_failed",
+    "FailedScheduling": "unschedulable",
+    "BackOff": "crash_loop",
+    "Evicted": "evicted",
+}
+EVENTS_IN_WINDOW: Final = tuple(r for r in EVENT_RECORDS if r.at <= END and (r.last_at or r.at) >= START)
+
+
 # --- What a kind's module provides ---------------------------------------------------------------
 
 
@@ -236,6 +288,7 @@ MakeChangeSource = Callable[[Sequence[CommitRecord]], Options]
 MakeDeploySource = Callable[[Sequence[DeployRecord]], Options]
 MakeMetricSource = Callable[[Sequence[MetricRecord]], Options]
 MakeRunbookSource = Callable[[Sequence[RunbookRecord]], Options]
+MakeInfraSource = Callable[[Sequence[EventRecord]], Options]
 
 
 # --- Helpers -------------------------------------------------------------------------------------
@@ -681,6 +734,55 @@ class NotifierContract(_SourceContract):
         assert SECRET not in source.target
 
 
+class InfraSourceContract(_SourceContract):
+    """`InfraSource`: facts whose span meets the window (and those without a time), each with the platform's reason and UTC times."""
+
+    role = roles.INFRA
+
+    def standard(self, make_source: MakeInfraSource) -> Options:
+        return make_source(EVENT_RECORDS)
+
+    def read(self, source: InfraSource) -> object:
+        return source.facts(*WINDOW)
+
+    @staticmethod
+    def from_events(facts: list[InfraFact]) -> list[InfraFact]:
+        return [f for f in facts if f.reason in EVENT_FACT_KINDS]
+
+    def test_events_whose_span_meets_the_window_are_facts_with_their_kind_times_count_and_pod(
+        self, make_source: MakeInfraSource, tmp_path: Path
+    ) -> None:
+        source: InfraSource = build(self.kind, make_source(EVENT_RECORDS), tmp_path)
+
+        facts = self.from_events(source.facts(*WINDOW))
+
+        assert all(isinstance(f, InfraFact) for f in facts)
+        assert sorted((f.kind, f.reason, f.at, f.last_at or f.at, f.count) for f in facts) == sorted(
+            (EVENT_FACT_KINDS[r.reason], r.reason, r.at, r.last_at or r.at, r.count) for r in EVENTS_IN_WINDOW
+        )
+        for fact in facts:
+            record = next(r for r in EVENTS_IN_WINDOW if r.reason == fact.reason)
+            assert record.pod in fact.subject
+            assert fact.detail and "\n" not in fact.detail
+
+    def test_every_fact_is_of_a_known_kind_with_utc_times(self, make_source: MakeInfraSource, tmp_path: Path) -> None:
+        source: InfraSource = build(self.kind, make_source(EVENT_RECORDS), tmp_path)
+
+        facts = source.facts(*EVER)
+
+        assert {f.kind for f in facts} <= set(FACT_KINDS)
+        moments = [m for f in facts for m in (f.at, f.last_at) if m is not None]
+        assert moments and all(m.utcoffset() == timedelta(0) for m in moments)
+        assert len(self.from_events(facts)) == len(EVENT_RECORDS)
+
+    def test_a_window_that_holds_nothing_gives_no_fact_with_a_time(self, make_source: MakeInfraSource, tmp_path: Path) -> None:
+        source: InfraSource = build(self.kind, make_source(EVENT_RECORDS), tmp_path)
+
+        facts = source.facts(T0 - timedelta(days=30), T0 - timedelta(days=29))
+
+        assert [f for f in facts if f.at is not None] == []
+
+
 CONTRACTS: Final[dict[str, type[_SourceContract]]] = {
     roles.LOGS.name: LogSourceContract,
     roles.CODE.name: ChangeSourceContract,
@@ -688,4 +790,5 @@ CONTRACTS: Final[dict[str, type[_SourceContract]]] = {
     roles.METRICS.name: MetricSourceContract,
     roles.RUNBOOKS.name: RunbookSourceContract,
     roles.NOTIFY.name: NotifierContract,
+    roles.INFRA.name: InfraSourceContract,
 }
