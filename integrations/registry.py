@@ -16,7 +16,7 @@ from core.degraded import Degradation
 from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.logs import files
-from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
+from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
@@ -33,6 +33,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     grafana.KIND,
     datadog.KIND,
     newrelic.KIND,
+    grafana_annotations.KIND,
     folder.KIND,
     webhook.KIND,
     teams.KIND,
