@@ -66,6 +66,15 @@ class Alert(BaseModel):
         return found[:MAX_EXPRESSIONS]
 
 
+def _details_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """`details`, or PagerDuty's custom details: an Events v2 payload's `custom_details`, an incident alert's `body.details`."""
+    body = payload.get("body")
+    for candidate in (payload.get("details"), payload.get("custom_details"), body.get("details") if isinstance(body, dict) else None):
+        if isinstance(candidate, dict):
+            return candidate
+    return {}
+
+
 def _expressions_in(node: Any, depth: int) -> Iterator[str]:
     """Expressions in nested details (PagerDuty custom details may nest; Alertmanager's are text with links)."""
     if depth > _MAX_DEPTH:
@@ -115,7 +124,7 @@ def alert_from_payload(payload: Any, *, source: str = "cli") -> Alert:
             source=source,
             url=payload.get("html_url") or payload.get("url"),
             incident_id=str(payload["id"]) if payload.get("id") else None,
-            details=payload.get("details") if isinstance(payload.get("details"), dict) else {},
+            details=_details_of(payload),
         )
     except ValidationError as exc:
         raise AlertError(f"the alert is not usable: {exc.errors()[0]['msg']}") from exc

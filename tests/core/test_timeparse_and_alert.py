@@ -81,3 +81,11 @@ def test_an_alert_carries_its_rules_expression_from_details_and_graph_links() ->
 def test_an_alert_carries_at_most_three_expressions() -> None:
     alert = alert_from_payload({"title": "t", "service": "s", "details": {"alerts": [{"expr": f"x{i} > 1"} for i in range(10)]}})
     assert alert.expressions == ["x0 > 1", "x1 > 1", "x2 > 1"]
+
+
+def test_pagerduty_custom_details_are_the_alerts_details() -> None:
+    event = alert_from_payload({"title": "t", "service": "s", "custom_details": {"expr": "up == 0"}})
+    incident_alert = alert_from_payload({"title": "t", "service": "s", "body": {"details": {"query": "rate(x[5m]) > 1"}}})
+
+    assert (event.details, event.expressions) == ({"expr": "up == 0"}, ["up == 0"])
+    assert incident_alert.expressions == ["rate(x[5m]) > 1"]
