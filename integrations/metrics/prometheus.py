@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from integrations import roles
 from integrations.errors import SourceError
@@ -242,7 +242,9 @@ def alert_queries(expressions: Sequence[str], listed: Sequence[MetricQuery]) -> 
 
 class PrometheusOptions(SourceOptions, QueryBounds):
     url: str = Field(description="Prometheus server root, e.g. http://prometheus:9090")
-    queries: list[MetricQuery] = Field(min_length=1, description="PromQL queries to read for the service")
+    queries: list[MetricQuery] = Field(
+        default_factory=list, description="PromQL queries to read for the service (none: only the PromQL each alert carries)"
+    )
     token_env: EnvVarName | None = Field(None, description="environment variable holding a bearer token (a proxy in front of Prometheus)")
     ui_url: str | None = Field(None, description="Prometheus web UI root for links to each query (default: none)")
     step_s: float = Field(60.0, gt=0, description="resolution to read at, in seconds; coarser when the window needs it")
@@ -250,6 +252,12 @@ class PrometheusOptions(SourceOptions, QueryBounds):
         True,
         description="also read the PromQL the alert carries (an expr/query detail, a generatorURL's g0.expr), threshold removed",
     )
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> PrometheusOptions:
+        if not self.queries and not self.alert_queries:
+            raise ValueError("a prometheus source needs queries, or alert_queries left on to read the PromQL each alert carries")
+        return self
 
 
 class PrometheusSource:
@@ -268,6 +276,9 @@ class PrometheusSource:
         )
 
     def series(self, start: datetime, end: datetime) -> SeriesResult:
+        if not self.options.queries:
+            # Said, not an empty answer: "no metrics" must not read as "metrics were fine".
+            raise SourceError(f"{self.api.where}: no queries listed and the alert carries no PromQL (expr, query or a g0.expr link)")
         deadline = Deadline(self.options.deadline_s)
 
         def read(query: MetricQuery) -> list[Series]:

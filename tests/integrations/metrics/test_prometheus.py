@@ -223,6 +223,19 @@ def test_alert_expressions_are_read_besides_the_listed_queries_once_each(standin
     assert _source(standin.url, ["latency"], alert_queries=False).with_alert_expressions(["up == 0"]).options.queries[-1].query == "latency"
 
 
+def test_a_source_without_queries_reads_only_what_the_alert_carries_and_says_when_it_carries_nothing(
+    standin: PrometheusLikeStandin,
+) -> None:
+    standin.add("up", ramp({"job": "checkout"}, T0, 60, before=1, after=0))
+    source = PrometheusSource(PrometheusOptions.model_validate({"url": standin.url}))
+
+    assert [s.labels for s in source.with_alert_expressions(["up == 0"]).series(T0, T0 + timedelta(hours=1))] == [{"job": "checkout"}]
+    with pytest.raises(SourceError, match="no queries listed and the alert carries no PromQL"):
+        source.with_alert_expressions([]).series(T0, T0 + timedelta(hours=1))
+    spec = SourceSpec.model_validate({"kind": "prometheus", "url": "http://x", "alert_queries": False})
+    assert "needs queries, or alert_queries left on" in build_specs({"metrics": [spec]}, Path(".")).errors[0].reason
+
+
 def test_a_failing_alert_expression_is_its_own_degraded_part(standin: PrometheusLikeStandin) -> None:
     standin.add("latency", ramp({"pod": "a"}, T0, 60, before=10, after=10))
     result = (
