@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,13 +11,22 @@ from typing import Any
 import pytest
 from standin_grafana import GrafanaStandin
 
+from agents.evidence.engine import build_evidence
+from agents.offline import write_report
+from agents.pipeline import gather
 from contracts import SECRET_DIR, Broken, DeployRecord, DeploySourceContract, MakeDeploySource, Options
+from core.alert import alert_from_payload
 from core.catalog import SourceSpec
+from core.timeparse import parse_iso
+from integrations.code.deploys_file import DeploysFile
+from integrations.code.git import GitChangeSource, import_fast_export
 from integrations.errors import SourceError
+from integrations.logs.files import FileLogSource
 from integrations.metrics import grafana_annotations
+from integrations.metrics.csv_file import MetricsCsv
 from integrations.metrics.grafana_annotations import GrafanaAnnotationsOptions, GrafanaAnnotationsSource, _check
-from integrations.registry import build_specs
-from integrations.roles import DEPLOYS
+from integrations.registry import ServiceSources, build_specs
+from integrations.roles import CODE, DEPLOYS, LOGS, METRICS
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 START, END = T0 - timedelta(hours=1), T0
@@ -162,3 +172,42 @@ class TestGrafanaAnnotationsContract(DeploySourceContract):
         url = f"{server.url}/{SECRET_DIR}"
         yield Broken({"url": url, "token_env": "GRAFANA_TOKEN"}, target=url)
         server.stop()
+
+
+# --- an investigation that learns its deploys from Grafana markers ----------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "checkout-discount-crash"
+
+
+def test_an_investigation_blames_the_same_deploy_from_grafana_markers_as_from_the_deploys_file(
+    grafana: GrafanaStandin, tmp_path: Path
+) -> None:
+    # The CD pipeline's deploys, posted as Grafana annotations the way a deploy step posts them.
+    for deploy in json.loads((EXAMPLE / "deploys.json").read_text()):
+        tags = ["deploy", f"service:{deploy['service']}", f"version:{deploy['version']}"]
+        grafana.annotate(parse_iso(deploy["at"]), tags, text=f"Deployed {deploy['version']}", login=deploy["actor"])
+    grafana.annotate(parse_iso("2026-03-10T12:00:00Z"), ["maintenance"], text="node pool upgrade")
+    alert = alert_from_payload(json.loads((EXAMPLE / "alert.json").read_text()))
+    start, end = alert.created_at - timedelta(hours=6), alert.created_at + timedelta(minutes=15)
+    repo = import_fast_export(EXAMPLE / "repo.fi", tmp_path)
+
+    def report(deploys: object) -> dict[str, Any]:
+        sources = ServiceSources.holding(
+            {
+                LOGS: [FileLogSource(["logs/*.log"], EXAMPLE)],
+                CODE: [GitChangeSource(repo)],
+                DEPLOYS: [deploys],
+                METRICS: [MetricsCsv(EXAMPLE / "metrics.csv")],
+            }
+        )
+        inputs = gather(alert=alert, service=alert.service, window_start=start, window_end=end, sources=sources)
+        assert inputs.degraded == []
+        return write_report(build_evidence(inputs), alert).to_json_dict()
+
+    from_markers = report(_source(grafana.url))
+    from_file = report(DeploysFile(EXAMPLE / "deploys.json"))
+
+    # Without a deploy record the engine dates the deploy from start-up log lines (13:31:20); the marker says 13:31:00.
+    assert from_markers["suspect_commits"][0]["deployed_at"] == "2026-03-10T13:31:00Z"
+    assert from_markers["suspect_commits"] == from_file["suspect_commits"]
+    assert from_markers["root_cause"] == from_file["root_cause"]
