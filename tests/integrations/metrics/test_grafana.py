@@ -101,7 +101,10 @@ def test_a_refused_token_is_a_clear_error_without_the_token(grafana: GrafanaStan
 
 def test_check_names_each_data_source(grafana: GrafanaStandin) -> None:
     grafana.datasource("prom-main")
+    grafana.datasource("loki-main", "loki")
     assert "prom-main (prometheus)" in _check(_source(grafana.url))
+    loki = _source(grafana.url, queries=[{"name": "e", "query": LOKI_ERRORS, "datasource_uid": "loki-main", "datasource_type": "loki"}])
+    assert "loki-main (loki)" in _check(loki)
     with pytest.raises(SourceError, match="no data source with uid"):
         _check(_source(grafana.url, datasource_uid="nope"))
 
