@@ -31,6 +31,7 @@ from core.redaction import redact
 from core.settings import Settings, get_settings
 from core.tracing import tracer
 from integrations.errors import SourceError
+from integrations.metrics.base import for_alert
 from integrations.registry import ServiceSources, build_specs
 from integrations.roles import METRICS, ROLES
 
@@ -65,7 +66,9 @@ def gather(
             continue
         for entry in sources.entries(role):
             # Each source runs on a pool thread: carry the current span over so its span nests under the investigation's.
-            call = partial(role.gather, entry.source, window_start, window_end)
+            # A metric source may also read what the alert's own rule measures (the PromQL an Alertmanager alert carries).
+            source = for_alert(entry.source, alert) if role is METRICS else entry.source
+            call = partial(role.gather, source, window_start, window_end)
             jobs[pool.submit(contextvars.copy_context().run, _traced, entry.label, call)] = (entry.label, inputs.gathered[role.name])
     done, pending = wait(jobs, timeout=deadline_s)
     for future in done:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, Field, ValidationError
 
 from core.timeparse import parse_iso
+
+# Details that hold the alerting rule's query, as Alertmanager labels/annotations or PagerDuty custom details name it.
+EXPRESSION_KEYS = frozenset({"expr", "expression", "promql", "query"})
+# A Prometheus graph link (Alertmanager's generatorURL, `Source:` in its PagerDuty/Slack text) carries the rule's query.
+_GRAPH_LINK = re.compile(r"https?://[^\s<>|\"'`]+?[?&]g\d+\.expr=[^\s<>|\"'`]+")
+MAX_EXPRESSIONS = 3
+_MAX_DEPTH = 4
 
 
 class AlertError(ValueError):
@@ -45,6 +55,49 @@ class Alert(BaseModel):
         """Everything the alert says, for matching words against evidence and runbooks."""
         return " ".join([self.title, self.summary, *(f"{k} {v}" for k, v in self.details.items() if isinstance(v, str | int | float))])
 
+    @property
+    def expressions(self) -> list[str]:
+        """The alerting rule's queries the alert carries, as written: an `expr`/`query` detail, a graph link's `g0.expr`."""
+        found: list[str] = []
+        for expr in (*_expressions_in(self.details, 0), *_graph_expressions(self.url or "")):
+            expr = expr.strip()
+            if expr and expr not in found:
+                found.append(expr)
+        return found[:MAX_EXPRESSIONS]
+
+
+def _details_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """`details`, or PagerDuty's custom details: an Events v2 payload's `custom_details`, an incident alert's `body.details`."""
+    body = payload.get("body")
+    for candidate in (payload.get("details"), payload.get("custom_details"), body.get("details") if isinstance(body, dict) else None):
+        if isinstance(candidate, dict):
+            return candidate
+    return {}
+
+
+def _expressions_in(node: Any, depth: int) -> Iterator[str]:
+    """Expressions in nested details (PagerDuty custom details may nest; Alertmanager's are text with links)."""
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, str) and str(key).lower() in EXPRESSION_KEYS:
+                yield value
+            else:
+                yield from _expressions_in(value, depth + 1)
+    elif isinstance(node, list):
+        for item in node[:50]:
+            yield from _expressions_in(item, depth + 1)
+    elif isinstance(node, str):
+        yield from _graph_expressions(node)
+
+
+def _graph_expressions(text: str) -> Iterator[str]:
+    for link in _GRAPH_LINK.findall(text):
+        query = parse_qs(urlsplit(link.replace("&amp;", "&")).query)
+        for name in sorted(k for k in query if re.fullmatch(r"g\d+\.expr", k)):
+            yield from query[name]
+
 
 def alert_from_payload(payload: Any, *, source: str = "cli") -> Alert:
     """An Alert from a PagerDuty-like JSON document (id, title, service, created_at, ...)."""
@@ -71,7 +124,7 @@ def alert_from_payload(payload: Any, *, source: str = "cli") -> Alert:
             source=source,
             url=payload.get("html_url") or payload.get("url"),
             incident_id=str(payload["id"]) if payload.get("id") else None,
-            details=payload.get("details") if isinstance(payload.get("details"), dict) else {},
+            details=_details_of(payload),
         )
     except ValidationError as exc:
         raise AlertError(f"the alert is not usable: {exc.errors()[0]['msg']}") from exc

@@ -17,7 +17,7 @@ from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
 from integrations.logs import files
-from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
+from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
@@ -34,6 +34,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     grafana.KIND,
     datadog.KIND,
     newrelic.KIND,
+    grafana_annotations.KIND,
     folder.KIND,
     slack_channel.KIND,
     webhook.KIND,

@@ -31,3 +31,9 @@ if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; 
   as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main reload
 fi
 echo "postgresql: up"
+
+# The prometheus kind's tests start Debian's real Prometheus (prometheus, promtool) themselves; without it they skip.
+if ! command -v promtool >/dev/null; then
+  apt_install --no-install-recommends prometheus || true
+fi
+if command -v promtool >/dev/null; then echo "prometheus: installed"; else echo "prometheus: not installed; its real-server tests will skip"; fi

@@ -188,7 +188,7 @@ def run_crew(
     names = ", ".join(_label(s) for s in plan.specialists) or "no specialist"
     progress(STAGE, f"LLM crew: {names} in parallel, then the incident commander")
     relay = ProgressRelay(progress)
-    toolbox = Toolbox(evidence, digest, sources)
+    toolbox = Toolbox(evidence, digest, sources, alert=alert)
     with tracer().start_as_current_span("crew.run", attributes={"crew.specialists": [s.name for s in plan.specialists]}) as span:
         finished, output, error = _run_with_deadline(lambda: _kickoff(config, plan, digest, toolbox, gate, settings, relay), gate)
         usage = _usage(gate)

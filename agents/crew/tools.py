@@ -22,8 +22,9 @@ from pydantic import BaseModel, Field
 
 from agents.crew.digest import Digest, quoted
 from agents.evidence.model import Evidence, SuspectEvidence
+from core.alert import Alert
 from core.redaction import redact_text
-from integrations.metrics.base import Series
+from integrations.metrics.base import Series, for_alert
 from integrations.registry import ServiceSources
 from integrations.roles import CODE, LOGS, METRICS, RUNBOOKS
 
@@ -47,10 +48,12 @@ def result(status: str, params: dict[str, Any], lines: list[str], *, note: str =
 
 
 class Toolbox:
-    def __init__(self, evidence: Evidence, digest: Digest, sources: ServiceSources | None = None) -> None:
+    def __init__(self, evidence: Evidence, digest: Digest, sources: ServiceSources | None = None, *, alert: Alert | None = None) -> None:
         self.evidence = evidence
         self.digest = digest
         self.sources = sources or ServiceSources()
+        # Metric sources read as the investigation read them: with what the alert's own rule measures.
+        self.alert = alert
 
     def list_suspects(self) -> str:
         suspects = self.evidence.suspects[:10]
@@ -137,6 +140,7 @@ class Toolbox:
         matching: list[Series] = []
         for source in self.sources.of(METRICS):
             try:
+                source = for_alert(source, self.alert) if self.alert else source
                 matching += [s for s in source.series(self.evidence.window_start, self.evidence.window_end) if needle in s.key.lower()]
             except Exception as exc:  # noqa: BLE001  (see show_commit)
                 lines.append(f"(metric source {source.name} failed: {type(exc).__name__})")

@@ -4,7 +4,8 @@ The default template titles the attachment `[FIRING:2] HighErrorRate (checkout p
 (group label values, then the other common label values) and links it to
 Alertmanager; a `[RESOLVED] ...` post with the same rest of the title follows
 when `send_resolved` is on. Popular text templates add `*Details:*` lines such as
-`• *service:* `checkout``, which give label names as well.
+`• *service:* `checkout``, which give label names as well, and a `*Graph:*` link to the
+rule's generatorURL, kept whole as `generator_url`: it carries the rule's PromQL (`g0.expr`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bot.alerts.base import AlertPost, AlertStatus, all_texts, first_attachment, is_bot_post, label_pairs, unlink
+from bot.alerts.base import AlertPost, AlertStatus, all_texts, first_attachment, is_bot_post, label_pairs, links, unlink
 from bot.payloads import MessageEvent
 
 TITLE = re.compile(r"^\s*\[(FIRING|RESOLVED)(?::(\d+))?(?:,\s*RESOLVED:\d+)?\]\s*(.*)$", re.IGNORECASE | re.DOTALL)
@@ -57,6 +58,10 @@ class AlertmanagerParser:
         rest = match.group(3).strip()
         chunks = all_texts(message)
         labels = label_pairs(chunks[1:]) if len(chunks) > 1 else {}
+        # `*Graph:* <generatorURL|...>` lines link the rule's query: kept whole, the metric sources read what it measures.
+        graph = next((link for chunk in chunks for link in links(chunk) if "g0.expr=" in link), None)
+        if graph:
+            labels["generator_url"] = graph
         attachment = first_attachment(message)
         link = attachment.get("title_link")
         summary = unlink(str(attachment.get("text") or ""))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from core.alert import Alert
 
 
 @dataclass(slots=True)
@@ -31,3 +34,20 @@ class MetricSource(Protocol):
     def series(self, start: datetime, end: datetime) -> list[Series]:
         """Every series the source holds for the service in [start, end]."""
         ...
+
+
+@runtime_checkable
+class FollowsAlertExpressions(Protocol):
+    """A metric source that can also read what the alert's own rule measures (its PromQL, threshold removed)."""
+
+    def with_alert_expressions(self, expressions: Sequence[str]) -> MetricSource:
+        """This source, reading its listed queries plus those derived from `expressions` (itself when none apply)."""
+        ...
+
+
+def for_alert(source: MetricSource, alert: Alert) -> MetricSource:
+    """The source an investigation of `alert` reads: with the alert's expressions where the source can follow them."""
+    expressions = alert.expressions
+    if expressions and isinstance(source, FollowsAlertExpressions):
+        return source.with_alert_expressions(expressions)
+    return source

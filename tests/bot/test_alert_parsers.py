@@ -134,3 +134,17 @@ def test_unmapped_labels_name_no_service() -> None:
     message["attachments"][0].update(text=" *Details:*\n  • *service:* `ledger`\n", title="[FIRING:1] DiskFull (ledger)")
 
     assert catalog_service_for_alert(CATALOG, SETTINGS, _read_message(message)) is None
+
+
+def test_alertmanager_graph_link_carries_the_rules_expression_to_the_alert() -> None:
+    message = _event("alertmanager_firing.json")
+    # The usual `*Graph:*` line links the rule's generatorURL; Slack escapes `&` in message text.
+    graph = "http://prometheus.example.com:9090/graph?g0.expr=sum%28rate%28http_requests_total%7Bcode%3D~%225..%22%7D%5B5m%5D%29%29+%3E+1&amp;g0.tab=1"
+    message["attachments"][0]["text"] += f"  *Graph:* <{graph}|:chart_with_upwards_trend:>\n"
+
+    post = _read_message(message)
+    alert = post.to_alert(service="checkout", source="alert_post")
+
+    assert post.labels["generator_url"] == graph
+    assert alert.expressions == ['sum(rate(http_requests_total{code=~"5.."}[5m])) > 1']
+    assert _read("alertmanager_firing.json").to_alert(service="checkout", source="alert_post").expressions == []

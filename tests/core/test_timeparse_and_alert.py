@@ -55,3 +55,37 @@ def test_alert_service_may_be_a_pagerduty_reference() -> None:
 def test_unusable_alerts_say_why(payload: object, message: str) -> None:
     with pytest.raises(AlertError, match=message):
         alert_from_payload(payload)
+
+
+def test_an_alert_carries_its_rules_expression_from_details_and_graph_links() -> None:
+    alertmanager_via_pagerduty = alert_from_payload(
+        {
+            "title": "[FIRING:1] HighErrorRate",
+            "service": "checkout",
+            "details": {
+                "firing": "Labels:\n - alertname = HighErrorRate\nSource: http://prom:9090/graph?g0.expr=rate%28errors_total%5B5m%5D%29+%3E+1&g0.tab=1\n",
+                "num_firing": "1",
+            },
+        }
+    )
+    nested = alert_from_payload({"title": "t", "service": "checkout", "details": {"rule": {"expr": "up == 0", "query": "up == 0"}}})
+    from_link = alert_from_payload({"title": "t", "service": "checkout", "url": "http://prom:9090/graph?g0.expr=up&g1.expr=down"})
+    plain = alert_from_payload({"title": "t", "service": "checkout", "details": {"metric": "m", "note": "see http://grafana/d/x"}})
+
+    assert alertmanager_via_pagerduty.expressions == ["rate(errors_total[5m]) > 1"]
+    assert nested.expressions == ["up == 0"]
+    assert from_link.expressions == ["up", "down"]
+    assert plain.expressions == []
+
+
+def test_an_alert_carries_at_most_three_expressions() -> None:
+    alert = alert_from_payload({"title": "t", "service": "s", "details": {"alerts": [{"expr": f"x{i} > 1"} for i in range(10)]}})
+    assert alert.expressions == ["x0 > 1", "x1 > 1", "x2 > 1"]
+
+
+def test_pagerduty_custom_details_are_the_alerts_details() -> None:
+    event = alert_from_payload({"title": "t", "service": "s", "custom_details": {"expr": "up == 0"}})
+    incident_alert = alert_from_payload({"title": "t", "service": "s", "body": {"details": {"query": "rate(x[5m]) > 1"}}})
+
+    assert (event.details, event.expressions) == ({"expr": "up == 0"}, ["up == 0"])
+    assert incident_alert.expressions == ["rate(x[5m]) > 1"]

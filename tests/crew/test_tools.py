@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from agents.crew.tools import MAX_LINES, NARROW, Toolbox, crew_tools, relevant_h
 from agents.evidence.model import Evidence
 from integrations.code.git import GitChangeSource
 from integrations.logs.base import LogEvent
+from integrations.metrics.base import Series
 from integrations.metrics.csv_file import MetricsCsv
 from integrations.registry import ServiceSources
 from integrations.roles import CODE, LOGS, METRICS, RUNBOOKS
@@ -119,6 +120,36 @@ def test_query_metric_shows_the_shift_and_the_series_sampled(tmp_path: Path) -> 
     out = _toolbox(sources=ServiceSources.holding({METRICS: [MetricsCsv(csv)]})).query_metric("errors_ratio")
     assert "0.01 -> 0.27" in out
     assert "points=" in out and "min=0.01 max=0.27" in out
+
+
+class _FollowingSource:
+    """A metric source that holds one series per PromQL it was asked to follow."""
+
+    name = "following"
+
+    def __init__(self, expressions: Sequence[str] = ()) -> None:
+        self.expressions = list(expressions)
+
+    def with_alert_expressions(self, expressions: Sequence[str]) -> _FollowingSource:
+        return _FollowingSource(expressions)
+
+    def series(self, start: datetime, end: datetime) -> list[Series]:
+        return [Series(metric=expr, points=[(start, 1.0), (end, 9.0)]) for expr in self.expressions]
+
+
+def test_query_metric_reads_what_the_alerts_rule_measures_as_the_investigation_did() -> None:
+    evidence = make_evidence()
+    alert = make_alert().model_copy(update={"details": {"expr": "rate(payment_errors_total[5m]) > 1"}})
+    box = Toolbox(evidence, Digest(evidence, alert), ServiceSources.holding({METRICS: [_FollowingSource()]}), alert=alert)
+
+    out = box.query_metric("payment_errors")
+
+    assert out.startswith("status: ok") and "rate(payment_errors_total[5m]) > 1" in out
+    assert (
+        _toolbox(sources=ServiceSources.holding({METRICS: [_FollowingSource()]}))
+        .query_metric("payment_errors")
+        .startswith("status: no_data")
+    )
 
 
 def test_read_runbook_reads_only_runbooks_named_in_the_evidence(tmp_path: Path) -> None:

@@ -70,3 +70,14 @@ def test_a_suspect_links_to_its_pull_request_in_markdown_and_slack() -> None:
 
     assert f"([PR]({pull}))" in markdown
     assert f"<{pull}|pull request>" in json.dumps(blocks)
+
+
+def test_the_dashboards_html_shows_the_unit_the_small_chart_and_the_link_to_the_query() -> None:
+    [shift] = metric_shifts([_stepped("req/s", URL + "&g0.tab=0")])
+    report = _report_with({**json.loads(shift.model_dump_json()), "change_at": "2026-03-10T12:20:00Z"})
+
+    html = render(report, "html", standalone=False)
+
+    # The dashboard embeds this same fragment (web.dashboard.pages); the link is escaped as an attribute value.
+    assert f'<a href="{URL}&amp;g0.tab=0" rel="noopener">open</a>' in html
+    assert "req/s at" in html and "<svg" in html

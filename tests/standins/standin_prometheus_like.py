@@ -27,6 +27,8 @@ class Request:
     path: str
     headers: dict[str, str]
     form: dict[str, str]
+    # Every value of a repeated parameter (Grafana's `tags=a&tags=b`); `form` keeps the last.
+    lists: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def content_type(self) -> str:

@@ -101,7 +101,10 @@ def test_a_refused_token_is_a_clear_error_without_the_token(grafana: GrafanaStan
 
 def test_check_names_each_data_source(grafana: GrafanaStandin) -> None:
     grafana.datasource("prom-main")
+    grafana.datasource("loki-main", "loki")
     assert "prom-main (prometheus)" in _check(_source(grafana.url))
+    loki = _source(grafana.url, queries=[{"name": "e", "query": LOKI_ERRORS, "datasource_uid": "loki-main", "datasource_type": "loki"}])
+    assert "loki-main (loki)" in _check(loki)
     with pytest.raises(SourceError, match="no data source with uid"):
         _check(_source(grafana.url, datasource_uid="nope"))
 
@@ -114,6 +117,104 @@ def test_catalog_requires_a_data_source_for_every_query(monkeypatch: pytest.Monk
     built = build_specs({"metrics": [spec]}, Path("."))
     assert [d.component for d in built.errors] == ["metrics:grafana"]
     assert "no datasource_uid" in built.errors[0].reason
+
+
+LOKI_ERRORS = 'sum by (pod) (rate({app="checkout"} |= "error" [1m]))'
+
+
+def test_loki_metric_queries_go_through_the_proxy_as_a_get_with_nanosecond_times(grafana: GrafanaStandin) -> None:
+    loki = grafana.datasource("loki-main", "loki")
+    loki.add(LOKI_ERRORS, ramp({"pod": "checkout-7d9f"}, T0, 60, before=0.1, after=4.0))
+    source = _source(
+        grafana.url,
+        datasource_uid="prom-main",
+        queries=[
+            {"name": "error lines/s", "query": LOKI_ERRORS, "datasource_uid": "loki-main", "datasource_type": "loki", "unit": "lines/s"}
+        ],
+    )
+
+    result = source.series(T0, T1)
+
+    assert result.failures == []
+    [series] = result
+    assert (series.metric, series.labels, series.unit) == ("error lines/s", {"pod": "checkout-7d9f"}, "lines/s")
+    request = loki.requests[-1]
+    assert (request.method, request.path) == ("GET", "/loki/api/v1/query_range")
+    assert request.form["query"] == LOKI_ERRORS
+    assert int(request.form["start"]) == int(T0.timestamp()) * 10**9 and int(request.form["end"]) == int(T1.timestamp()) * 10**9
+    assert int(request.form["step"]) == 60 and "timeout" not in request.form
+    left = json.loads(parse_qs(urlparse(series.url or "").query)["left"][0])
+    assert left["queries"][0]["datasource"] == {"type": "loki", "uid": "loki-main"}
+    [shift] = metric_shifts(list(result))
+    assert shift.direction == "up" and abs(shift.change_at - (T0 + timedelta(minutes=30))) <= timedelta(minutes=1)
+
+
+def test_a_loki_source_default_serves_every_query(grafana: GrafanaStandin) -> None:
+    grafana.datasource("loki-main", "loki").add(LOKI_ERRORS, ramp({}, T0, 60, before=1, after=1))
+    source = _source(grafana.url, datasource_uid="loki-main", datasource_type="loki", queries=[{"name": "errors", "query": LOKI_ERRORS}])
+    assert [s.metric for s in source.series(T0, T1)] == ["errors"]
+
+
+def test_a_loki_log_query_or_parse_error_fails_alone_with_lokis_reason(grafana: GrafanaStandin) -> None:
+    loki = grafana.datasource("loki-main", "loki")
+    loki.add(LOKI_ERRORS, ramp({}, T0, 60, before=1, after=2))
+    loki.log_queries.add('{app="checkout"} |= "error"')
+    source = _source(
+        grafana.url,
+        datasource_uid="loki-main",
+        datasource_type="loki",
+        queries=[
+            {"name": "errors", "query": LOKI_ERRORS},
+            {"name": "lines", "query": '{app="checkout"} |= "error"'},
+            {"name": "typo", "query": 'sum(rate({app="checkout"} |= "error" [1m])'},
+        ],
+    )
+    result = source.series(T0, T1)
+    assert [s.metric for s in result] == ["errors"]
+    reasons = {f.query: f.reason for f in result.failures}
+    assert "LogQL log query" in reasons["lines"] and "metric query" in reasons["lines"]
+    assert "rejected the query (400: parse error at line 1" in reasons["typo"]
+
+
+def test_loki_rate_limits_and_server_errors_are_retried(grafana: GrafanaStandin) -> None:
+    loki = grafana.datasource("loki-main", "loki")
+    loki.add(LOKI_ERRORS, ramp({}, T0, 60, before=1, after=2))
+    loki.fail(429, headers={"Retry-After": "0"})
+    loki.fail(500)
+    source = _source(grafana.url, datasource_uid="loki-main", datasource_type="loki", queries=[{"name": "errors", "query": LOKI_ERRORS}])
+    assert len(source.series(T0, T1)) == 1
+    assert len(loki.requests) == 3
+
+
+def test_a_long_loki_window_stays_within_11000_points(grafana: GrafanaStandin) -> None:
+    loki = grafana.datasource("loki-main", "loki")
+    loki.add(LOKI_ERRORS, ramp({}, T0, 60, before=1, after=2))
+    source = _source(
+        grafana.url,
+        datasource_uid="loki-main",
+        datasource_type="loki",
+        step_s=1,
+        max_points=11_000,
+        queries=[{"name": "e", "query": LOKI_ERRORS}],
+    )
+    source.series(T0 - timedelta(days=2), T1)
+    request = loki.requests[-1]
+    span_s = (int(request.form["end"]) - int(request.form["start"])) / 1e9
+    assert span_s / int(request.form["step"]) + 1 <= 11_000
+
+
+def test_the_alerts_promql_is_read_from_the_default_prometheus_data_source(grafana: GrafanaStandin) -> None:
+    grafana.datasource("prom-main").add("latency_p99", ramp({"pod": "a"}, T0, 60, before=1, after=1))
+    grafana.datasource("prom-main").add("sum(rate(errors_total[5m]))", ramp({}, T0, 60, before=0.1, after=3))
+    source = _source(grafana.url)
+
+    followed = source.with_alert_expressions(["sum(rate(errors_total[5m])) > 1"])
+    result = followed.series(T0, T1)
+
+    assert sorted(s.metric for s in result) == ["p99 latency", "sum(rate(errors_total[5m]))"]
+    assert [q.query for q in source.options.queries] == ["latency_p99"]
+    loki_default = _source(grafana.url, datasource_uid="loki-main", datasource_type="loki", queries=[{"name": "e", "query": LOKI_ERRORS}])
+    assert loki_default.with_alert_expressions(["up == 0"]) is loki_default
 
 
 # --- the role contract, over the Grafana stand-in ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from prometheus_server import PrometheusServer, binaries_missing
@@ -13,13 +14,15 @@ from standin_prometheus_like import PrometheusLikeStandin, StoredSeries, ramp
 
 from agents.evidence.metric_shifts import metric_shifts
 from agents.evidence.model import MetricShiftEvidence
+from agents.pipeline import gather
 from contracts import SECRET_DIR, Broken, MakeMetricSource, MetricRecord, MetricSourceContract, Options
+from core.alert import Alert
 from core.catalog import SourceSpec
 from integrations.errors import SourceError
 from integrations.metrics import prometheus
 from integrations.metrics.base import Series
 from integrations.metrics.csv_file import MetricsCsv
-from integrations.metrics.prometheus import PrometheusOptions, PrometheusSource
+from integrations.metrics.prometheus import PrometheusOptions, PrometheusSource, measured_expression
 from integrations.metrics.queries import SeriesResult, step_seconds
 from integrations.registry import build_specs
 from integrations.roles import METRICS
@@ -120,6 +123,45 @@ def test_real_prometheus_through_the_catalog_with_units_links_and_a_bad_query(re
     assert "parse error" in result.failures[0].reason
 
 
+def test_an_investigation_reads_what_the_alerts_own_rule_measures_from_a_real_prometheus(
+    real_server: tuple[PrometheusServer, Path],
+) -> None:
+    server, csv_path = real_server
+    start, end = _window(csv_path)
+    [ratio] = [s for s in MetricsCsv(csv_path).series(start, end) if s.metric == "http_5xx_ratio"]
+    selector = "http_5xx_ratio{" + ",".join(f'{k}="{v}"' for k, v in sorted(ratio.labels.items())) + "}"
+    # As Alertmanager's PagerDuty integration sends it: the rule's generatorURL inside the `firing` custom detail.
+    graph = f"http://prometheus.internal:9090/graph?{urlencode({'g0.expr': selector + ' > 0.05', 'g0.tab': '1'})}"
+    alert = Alert(
+        title="HighErrorRate",
+        service="svc",
+        created_at=end,
+        details={"firing": f"Labels:\n - alertname = HighErrorRate\nSource: {graph}\n"},
+    )
+    spec = SourceSpec.model_validate(
+        {
+            "kind": "prometheus",
+            "url": server.url,
+            "ui_url": "https://prometheus.example.com",
+            "queries": [{"name": "rps", "query": "http_requests_per_second"}],
+        }
+    )
+    sources = build_specs({"metrics": [spec]}, Path("."))
+
+    inputs = gather(alert=alert, service="svc", window_start=start, window_end=end, sources=sources)
+
+    assert inputs.degraded == []
+    derived = [s for s in inputs.gathered["metrics"] if s.metric == selector]
+    assert [s.labels for s in derived] == [ratio.labels]
+    assert derived[0].url and "g0.expr=http_5xx_ratio" in derived[0].url
+    [expected] = [shift for shift in metric_shifts([ratio])]
+    [found] = metric_shifts(derived)
+    assert (found.change_at, found.direction) == (expected.change_at, expected.direction)
+    # The catalog's own query still counts, and the built source is left as the catalog lists it.
+    assert any(s.metric == "rps" for s in inputs.gathered["metrics"])
+    assert [q.name for q in sources.entries(METRICS)[0].source.options.queries] == ["rps"]
+
+
 def test_real_prometheus_every_query_failing_is_a_source_error(real_server: tuple[PrometheusServer, Path]) -> None:
     server, csv_path = real_server
     start, end = _window(csv_path)
@@ -144,6 +186,65 @@ def standin() -> Iterator[PrometheusLikeStandin]:
     server = PrometheusLikeStandin().start()
     yield server
     server.stop()
+
+
+@pytest.mark.parametrize(
+    ("rule", "measured"),
+    [
+        (
+            'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05',
+            'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))',
+        ),
+        ("up == 0", "up"),
+        ("0.5 < rate(jobs_failed_total[5m])", "rate(jobs_failed_total[5m])"),
+        ("rate(x[5m]) > bool 1", "rate(x[5m])"),
+        ('x{path=">"} > 1 and on(job) y > 2', 'x{path=">"}'),
+        ("order_total unless absent(up)", "order_total"),
+        ("histogram_quantile(0.99, sum by (le) (rate(b[5m]))) >= 1e3", "histogram_quantile(0.99, sum by (le) (rate(b[5m])))"),
+        ('absent(up{job="checkout"})', 'absent(up{job="checkout"})'),
+        ("   ", None),
+    ],
+)
+def test_the_measured_part_of_an_alerting_rule_drops_its_threshold(rule: str, measured: str | None) -> None:
+    assert measured_expression(rule) == measured
+
+
+def test_alert_expressions_are_read_besides_the_listed_queries_once_each(standin: PrometheusLikeStandin) -> None:
+    standin.add("latency", ramp({"pod": "a"}, T0, 60, before=10, after=10))
+    standin.add("rate(errors_total[5m])", ramp({"pod": "a"}, T0, 60, before=0.1, after=5))
+    source = _source(standin.url, ["latency"])
+
+    followed = source.with_alert_expressions(["rate(errors_total[5m]) > 1", "rate(errors_total[5m])  >  2", "latency > 100"])
+    result = followed.series(T0, T0 + timedelta(hours=1))
+
+    assert [s.metric for s in result] == ["latency", "rate(errors_total[5m])"]
+    assert [r.form["query"] for r in standin.requests] == ["latency", "rate(errors_total[5m])"]
+    assert source.with_alert_expressions(["latency > 5"]) is source
+    assert _source(standin.url, ["latency"], alert_queries=False).with_alert_expressions(["up == 0"]).options.queries[-1].query == "latency"
+
+
+def test_a_source_without_queries_reads_only_what_the_alert_carries_and_says_when_it_carries_nothing(
+    standin: PrometheusLikeStandin,
+) -> None:
+    standin.add("up", ramp({"job": "checkout"}, T0, 60, before=1, after=0))
+    source = PrometheusSource(PrometheusOptions.model_validate({"url": standin.url}))
+
+    assert [s.labels for s in source.with_alert_expressions(["up == 0"]).series(T0, T0 + timedelta(hours=1))] == [{"job": "checkout"}]
+    with pytest.raises(SourceError, match="no queries listed and the alert carries no PromQL"):
+        source.with_alert_expressions([]).series(T0, T0 + timedelta(hours=1))
+    spec = SourceSpec.model_validate({"kind": "prometheus", "url": "http://x", "alert_queries": False})
+    assert "needs queries, or alert_queries left on" in build_specs({"metrics": [spec]}, Path(".")).errors[0].reason
+
+
+def test_a_failing_alert_expression_is_its_own_degraded_part(standin: PrometheusLikeStandin) -> None:
+    standin.add("latency", ramp({"pod": "a"}, T0, 60, before=10, after=10))
+    result = (
+        _source(standin.url, ["latency"])
+        .with_alert_expressions(["avg(last_5m):avg:system.cpu{*} > 90"])
+        .series(T0, T0 + timedelta(hours=1))
+    )
+    assert [s.metric for s in result] == ["latency"]
+    assert [f.query for f in result.failures] == ["avg(last_5m):avg:system.cpu{*}"]
 
 
 def test_step_keeps_every_window_within_the_server_limit() -> None:
