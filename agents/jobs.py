@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from agents import history, notify
+from agents import artifacts, history, notify
 from agents.flows import settle_followers
 from agents.pipeline import investigate as run_pipeline
 from core.alert import Alert
@@ -82,6 +82,7 @@ def investigate(investigation_id: str) -> dict[str, Any]:
         )
         settle_followers(investigation_id)
         index_investigation(investigation_id)
+        artifacts.keep_report(store.require(investigation_id))
         notify.fan_out(investigation_id)
         return document
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from agents.artifacts import report_link
 from agents.history import culprit_of
 from agents.render import render
 from core.catalog import CatalogError
@@ -99,7 +100,7 @@ def notice_for(row: Investigation, key: str) -> Notice:
     report = row.report or {}
     root = report.get("root_cause") or {}
     settings = get_settings()
-    url = f"{settings.public_url.rstrip('/')}/investigations/{row.id}"
+    url = report_link(row)
     culprit = culprit_of(report)
     thread = _thread_url(row)
     return Notice(

@@ -9,6 +9,7 @@ from datetime import timedelta
 import structlog
 from rq import Worker
 
+from agents import artifacts
 from agents.crew.env import preload_crewai
 from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
@@ -39,8 +40,9 @@ def _sweep_forever(stop: threading.Event, every_s: float) -> None:
 def _sweep_once(waiting_for: timedelta) -> None:
     try:
         reaped, requeued = reap_stale(), requeue_waiting(older_than=waiting_for)
-        if reaped or requeued:
-            log.info("sweep", reaped=reaped, requeued=requeued)
+        pruned = artifacts.prune()
+        if reaped or requeued or pruned:
+            log.info("sweep", reaped=reaped, requeued=requeued, pruned_reports=pruned)
     except Exception:  # a failed sweep is retried at the next one; the log has the cause
         log.exception("sweep_failed")
 

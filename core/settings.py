@@ -97,6 +97,19 @@ class Settings(BaseSettings):
     embeddings_dim: int = Field(1536, description="Length of that endpoint model's vectors.")
     similar_incidents_max: int = Field(3, description="Most similar past incidents shown in a report (0 turns the search off).")
 
+    artifacts_url: str = Field(
+        "",
+        description="Finished reports as files: a folder, s3://bucket/prefix or gs://bucket/prefix (default DATA_DIR/reports).",
+    )
+    artifacts_endpoint_url: str | None = Field(
+        None, description="S3 or GCS endpoint for that store (MinIO, an emulator); default the cloud's own."
+    )
+    artifacts_link_ttl_s: int = Field(7 * 86400, description="Lifetime of a presigned link to a report in a private bucket.")
+    artifacts_retention_days: int = Field(90, description="Reports older than this are removed from the artifact store (0 keeps them).")
+    report_links: str = Field(
+        "dashboard", description="What report links in notifications point at: dashboard, or artifact (the stored HTML report)."
+    )
+
     log_format: str = Field("console", description="json or console.")
     log_level: str = Field("info", description="Minimum log level.")
     templates_dir: Path | None = Field(None, description="Folder whose Jinja2 templates override the built-in report templates.")
@@ -119,6 +132,13 @@ class Settings(BaseSettings):
     def _known_embedder(cls, value: str) -> str:
         if value not in ("auto", "endpoint", "local", "lexical"):
             raise ValueError("EMBEDDINGS must be auto, endpoint, local or lexical")
+        return value
+
+    @field_validator("report_links")
+    @classmethod
+    def _known_links(cls, value: str) -> str:
+        if value not in ("dashboard", "artifact"):
+            raise ValueError("REPORT_LINKS must be dashboard or artifact")
         return value
 
     @field_validator("log_format")

@@ -68,7 +68,9 @@ class S3Store:
 
         self.bucket, self.prefix, self.link_ttl_s = bucket, prefix, link_ttl_s
         self.where = f"s3://{bucket}/{prefix}"
-        self._s3 = boto3.client("s3", endpoint_url=endpoint_url, config=Config(retries={"mode": "standard", "max_attempts": 3}))
+        self._s3 = boto3.client(
+            "s3", endpoint_url=endpoint_url, config=Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3})
+        )
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
