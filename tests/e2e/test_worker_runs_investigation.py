@@ -108,4 +108,8 @@ def test_dev_profile_without_redis_runs_the_investigation_in_process(
     assert final.status == Status.done.value
     first = get_store().progress(row.id)[0]
     assert first.stage == "queued" and "inside this process" in first.message
-    assert not [t for t in threading.enumerate() if t.name == f"inline-{row.id}"]
+    # After the report, the thread still indexes it, keeps its files and queues its notifications: then it ends.
+    lingering = [t for t in threading.enumerate() if t.name == f"inline-{row.id}"]
+    for thread in lingering:
+        thread.join(timeout=15)
+    assert not [t for t in lingering if t.is_alive()]
