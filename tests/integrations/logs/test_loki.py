@@ -12,6 +12,7 @@ import pytest
 from standin_github import closed_port
 from standin_loki import Flood, LokiStandin
 
+from bundle_logs import BUNDLES, entries, findings, investigate
 from contracts import SECRET_DIR, Broken, LogRecord, LogStoreContract, MakeLogSource, Options, build
 from integrations.errors import SourceError
 from integrations.logs import loki
@@ -211,3 +212,25 @@ def test_a_token_variable_that_is_unset_fails_the_build_with_its_name(tmp_path: 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     with pytest.raises(SourceError, match=TOKEN_ENV):
         build(loki.KIND, {"url": "http://127.0.0.1:1", "query": '{app="x"}', "token_env": TOKEN_ENV}, tmp_path)
+
+
+# --- end to end: a public bundle's logs pushed to Loki give the findings the same files give -------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BUNDLES, reason="public scenario bundles are not present")
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_a_bundle_pushed_to_loki_gives_the_findings_of_its_files(bundle: Path, standins: Callable[..., LokiStandin], tmp_path: Path) -> None:
+    server = standins(max_entries=5000)
+    by_file: dict[str, list[tuple[int, str]]] = {}
+    for entry in entries(bundle):
+        by_file.setdefault(entry.file, []).append((_ns(entry.ts), entry.text))
+    for name, pushed in by_file.items():
+        server.push({"job": bundle.name, "filename": f"/var/log/{name}"}, pushed)
+
+    from_files = investigate(bundle, [{"kind": "files", "paths": [str(bundle / "logs")]}], tmp_path)
+    from_loki = investigate(bundle, [{"kind": "loki", "url": server.url, "query": f'{{job="{bundle.name}"}}', "page_size": 200, "cache_ttl_s": 0}], tmp_path)
+
+    assert findings(from_loki) == findings(from_files)
+    (read,) = from_loki["log_reads"]
+    assert read["truncated"] is None and read["events"] > 1000 and read["api_calls"] == len(server.queries) > 8
