@@ -19,6 +19,7 @@ from integrations.infra import kubernetes
 from integrations.logs import files
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.logs import files, loki
+from integrations.logs import elasticsearch, files, loki
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
@@ -46,6 +47,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     kubernetes.LOGS_KIND,
     kubernetes.DEPLOYS_KIND,
     loki.KIND,
+    elasticsearch.KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}

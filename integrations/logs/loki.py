@@ -35,9 +35,13 @@ class LokiOptions(StoreOptions):
     query: str = Field(min_length=1, description='LogQL log query for the service, e.g. {namespace="shop", app="checkout"} |= "error"')
     org_id: str | None = Field(None, description="tenant sent as X-Scope-OrgID (multi-tenant Loki, Grafana Cloud's user id)")
     username_env: EnvVarName | None = Field(None, description="environment variable holding the basic-auth user name")
-    password_env: EnvVarName | None = Field(None, description="environment variable holding the basic-auth password or Grafana Cloud API key")
+    password_env: EnvVarName | None = Field(
+        None, description="environment variable holding the basic-auth password or Grafana Cloud API key"
+    )
     token_env: EnvVarName | None = Field(None, description="environment variable holding a bearer token (an authenticating proxy)")
-    page_size: int = Field(DEFAULT_PAGE, ge=1, le=100_000, description="entries per request; at most the server's max_entries_limit_per_query")
+    page_size: int = Field(
+        DEFAULT_PAGE, ge=1, le=100_000, description="entries per request; at most the server's max_entries_limit_per_query"
+    )
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> LokiOptions:
@@ -83,7 +87,9 @@ class LokiStore(LogStore):
                 last = entries[-1][0]
                 if last == cursor and not fresh:
                     # A whole page of one nanosecond, all seen: the rest of that nanosecond cannot be reached by time.
-                    session.account.partial.append(f"more than {self.page_size} entries at {_time(last).isoformat()}: the rest of them skipped")
+                    session.account.partial.append(
+                        f"more than {self.page_size} entries at {_time(last).isoformat()}: the rest of them skipped"
+                    )
                     cursor, seen_at_cursor = last + 1, set()
                     continue
                 if last != cursor:
@@ -150,7 +156,9 @@ def _body(response: Any, where: str, query: str) -> dict[str, Any]:
         wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None
         raise RetryableError(f"{where} answered {status}{': ' + text if text else ''}", wait_s=wait)
     if status in (401, 403):
-        raise SourceError(f"{where} refused the credentials ({status}{': ' + text if text else ''}); check the credential variables and org_id")
+        raise SourceError(
+            f"{where} refused the credentials ({status}{': ' + text if text else ''}); check the credential variables and org_id"
+        )
     if status == 400:
         raise SourceError(f"{where} rejected the query {query}: {text}")
     if status >= 400:

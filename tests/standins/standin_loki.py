@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import heapq
+import itertools
+import json
 import re
 import threading
 import time
@@ -163,10 +164,7 @@ class LokiStandin:
             if flood.tenant == tenant and _selected(flood.labels, matchers):
                 chosen.append(((ns, index, line) for ns, line in flood.entries(start, end, limit)))
         merged = heapq.merge(*chosen)
-        if backward:
-            picked = sorted(merged, reverse=True)[:limit]
-        else:
-            picked = [entry for _, entry in zip(range(limit), merged, strict=False)]
+        picked = sorted(merged, reverse=True)[:limit] if backward else list(itertools.islice(merged, limit))
         every = [*self.streams, *self.floods]
         grouped: dict[int, list[list[str]]] = {}
         for ns, index, line in picked:
@@ -221,7 +219,9 @@ def _parse(query: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]
             raise ValueError(f"parse error at line 1, col 2: syntax error: unexpected {part!r}")
         matchers.append((found[1], found[2], found[3]))
     if not any(op in ("=", "=~") for _, op, _ in matchers):
-        raise ValueError("parse error : queries require at least one regexp or equality matcher that does not have an empty-compatible value.")
+        raise ValueError(
+            "parse error : queries require at least one regexp or equality matcher that does not have an empty-compatible value."
+        )
     filters = []
     at = 0
     while at < len(rest):
@@ -238,7 +238,12 @@ def _parse(query: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]
 def _selected(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
     for name, op, value in matchers:
         have = labels.get(name, "")
-        ok = {"=": have == value, "!=": have != value, "=~": re.fullmatch(value, have) is not None, "!~": re.fullmatch(value, have) is None}[op]
+        ok = {
+            "=": have == value,
+            "!=": have != value,
+            "=~": re.fullmatch(value, have) is not None,
+            "!~": re.fullmatch(value, have) is None,
+        }[op]
         if not ok:
             return False
     return True

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundle_logs import BUNDLES, entries, findings, investigate
 from standin_github import closed_port
 from standin_loki import Flood, LokiStandin
 
-from bundle_logs import BUNDLES, entries, findings, investigate
 from contracts import SECRET_DIR, Broken, LogRecord, LogStoreContract, MakeLogSource, Options, build
 from integrations.errors import SourceError
 from integrations.logs import loki
@@ -89,7 +89,7 @@ def test_pages_move_start_to_the_last_nanosecond_and_drop_what_they_already_gave
     events = list(source.events(START, END))
 
     alternating = [f"line {'ab'[i % 2]}{i}" for i in range(30)]
-    assert [e.message for e in events] == alternating[:10] + ["line c0", "line c1", "line c2"] + alternating[10:]
+    assert [e.message for e in events] == [*alternating[:10], "line c0", "line c1", "line c2", *alternating[10:]]
     assert len(events) == 33 and len({e.raw + (e.pod or "") for e in events}) == 33
     assert [e.ts for e in events] == sorted(e.ts for e in events)
     starts = [int(r.params["start"]) for r in server.queries]
@@ -201,10 +201,10 @@ def test_a_metric_query_is_refused_with_what_to_do(standins: Callable[..., LokiS
 
 def test_credentials_options_are_checked() -> None:
     with pytest.raises(ValueError, match="go together"):
-        loki.LokiOptions.model_validate({"url": "http://loki:3100", "query": "{a=\"b\"}", "username_env": "LOKI_USER"})
+        loki.LokiOptions.model_validate({"url": "http://loki:3100", "query": '{a="b"}', "username_env": "LOKI_USER"})
     with pytest.raises(ValueError, match="either token_env"):
         loki.LokiOptions.model_validate(
-            {"url": "http://loki:3100", "query": "{a=\"b\"}", "token_env": "T", "username_env": "U", "password_env": "P"}
+            {"url": "http://loki:3100", "query": '{a="b"}', "token_env": "T", "username_env": "U", "password_env": "P"}
         )
 
 
@@ -220,7 +220,9 @@ def test_a_token_variable_that_is_unset_fails_the_build_with_its_name(tmp_path: 
 @pytest.mark.slow
 @pytest.mark.skipif(not BUNDLES, reason="public scenario bundles are not present")
 @pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
-def test_a_bundle_pushed_to_loki_gives_the_findings_of_its_files(bundle: Path, standins: Callable[..., LokiStandin], tmp_path: Path) -> None:
+def test_a_bundle_pushed_to_loki_gives_the_findings_of_its_files(
+    bundle: Path, standins: Callable[..., LokiStandin], tmp_path: Path
+) -> None:
     server = standins(max_entries=5000)
     by_file: dict[str, list[tuple[int, str]]] = {}
     for entry in entries(bundle):
@@ -229,7 +231,9 @@ def test_a_bundle_pushed_to_loki_gives_the_findings_of_its_files(bundle: Path, s
         server.push({"job": bundle.name, "filename": f"/var/log/{name}"}, pushed)
 
     from_files = investigate(bundle, [{"kind": "files", "paths": [str(bundle / "logs")]}], tmp_path)
-    from_loki = investigate(bundle, [{"kind": "loki", "url": server.url, "query": f'{{job="{bundle.name}"}}', "page_size": 200, "cache_ttl_s": 0}], tmp_path)
+    from_loki = investigate(
+        bundle, [{"kind": "loki", "url": server.url, "query": f'{{job="{bundle.name}"}}', "page_size": 200, "cache_ttl_s": 0}], tmp_path
+    )
 
     assert findings(from_loki) == findings(from_files)
     (read,) = from_loki["log_reads"]
