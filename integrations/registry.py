@@ -16,11 +16,8 @@ from core.degraded import Degradation
 from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
-from integrations.logs import files
+from integrations.logs import elasticsearch, files, loki, opensearch
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
-from integrations.logs import files, loki
-from integrations.logs import elasticsearch, files, loki
-from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
@@ -48,6 +45,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     kubernetes.DEPLOYS_KIND,
     loki.KIND,
     elasticsearch.KIND,
+    opensearch.KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}

@@ -11,19 +11,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, model_validator
+
 from integrations import roles
 from integrations.errors import SourceError
-from integrations.logs.search_store import SearchClient, SearchOptions, SearchStore, error_line
-from integrations.plugin import SourceKind, secret_from_env
+from integrations.logs.search_store import KEEP_ALIVE, SearchClient, SearchOptions, SearchStore, error_line
+from integrations.plugin import EnvVarName, SourceKind, secret_from_env
 from integrations.remote_calls import RetryableError
 
 
 class ElasticsearchOptions(SearchOptions):
     """Where and what to read in Elasticsearch (self-managed or Elastic Cloud)."""
 
+    api_key_env: EnvVarName | None = Field(None, description="environment variable holding an API key (the encoded id:key form)")
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> ElasticsearchOptions:
+        if self.api_key_env is not None and self.username_env is not None:
+            raise ValueError("give either api_key_env or username_env/password_env, not both")
+        return self
+
 
 class _Client(SearchClient):
-    def __init__(self, options: SearchOptions, where: str) -> None:
+    def __init__(self, options: ElasticsearchOptions, where: str) -> None:
         from elasticsearch import Elasticsearch
 
         self.where = where
@@ -38,7 +48,7 @@ class _Client(SearchClient):
         self.es = Elasticsearch(options.url, max_retries=0, retry_on_timeout=False, request_timeout=options.timeout_s, **auth)
 
     def open_pit(self, index: str, timeout: float) -> str:
-        answer = self._call(lambda es: es.open_point_in_time(index=index, keep_alive="2m"), timeout, index=index)
+        answer = self._call(lambda es: es.open_point_in_time(index=index, keep_alive=KEEP_ALIVE), timeout, index=index)
         return str(answer["id"])
 
     def search(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -87,8 +97,12 @@ class ElasticsearchStore(SearchStore):
     kind = "elasticsearch"
     product = "Elasticsearch"
 
+    def __init__(self, options: ElasticsearchOptions) -> None:
+        self.elastic_options = options
+        super().__init__(options)
+
     def client(self) -> SearchClient:
-        return _Client(self.search_options, self.where)
+        return _Client(self.elastic_options, self.where)
 
 
 def _check(source: ElasticsearchStore) -> str:

@@ -40,17 +40,14 @@ class SearchOptions(StoreOptions):
     )
     timestamp_field: str = Field("@timestamp", description="the documents' time field, used for the window and the order")
     message_field: str = Field("message", description="the field holding the log line; the other fields become the event's fields")
-    api_key_env: EnvVarName | None = Field(None, description="environment variable holding an API key (the encoded id:key form)")
     username_env: EnvVarName | None = Field(None, description="environment variable holding the basic-auth user name")
     password_env: EnvVarName | None = Field(None, description="environment variable holding the basic-auth password")
     page_size: int = Field(DEFAULT_PAGE, ge=1, le=10_000, description="hits per search request (at most 10,000)")
 
     @model_validator(mode="after")
-    def _one_way_to_authenticate(self) -> SearchOptions:
+    def _user_and_password_together(self) -> SearchOptions:
         if (self.username_env is None) != (self.password_env is None):
             raise ValueError("username_env and password_env go together")
-        if self.api_key_env is not None and self.username_env is not None:
-            raise ValueError("give either api_key_env or username_env/password_env, not both")
         return self
 
 
@@ -74,6 +71,7 @@ class SearchStore(LogStore):
     """An index of log documents as a log source, through a `SearchClient`."""
 
     product = "search cluster"
+    # Unique per document within a point in time, so that search_after neither skips nor repeats a hit.
     tiebreaker = "_shard_doc"
 
     def __init__(self, options: SearchOptions) -> None:
