@@ -62,20 +62,17 @@ class LokiStore(LogStore):
         self.query = options.query
         self.where = f"Loki at {self.url}"
         self.page_size = options.page_size
-        self._headers = _headers(options)
-        self._auth = _basic_auth(options)
+        self.loki_options = options
         super().__init__(options, options.name or "loki")
 
     def describe(self) -> str:
         return f"{self.query} at {self.url}"
 
     def pages(self, start: datetime, end: datetime, session: Session) -> Iterator[list[Record]]:
-        import httpx
-
         cursor, stop = _ns(start), _ns(end) + 1
         # Entries of the cursor's nanosecond already yielded: the next page starts there again.
         seen_at_cursor: set[tuple[str, str]] = set()
-        with httpx.Client(base_url=self.url, headers=self._headers, auth=self._auth) as client:
+        with self._client() as client:
             while cursor < stop:
                 params = {"query": self.query, "start": str(cursor), "end": str(stop), "limit": str(self.page_size), "direction": "forward"}
                 entries = session.call(lambda params=params: self._page(client, params, session.timeout()), what=f"{self.where}")  # type: ignore[misc]
@@ -97,6 +94,12 @@ class LokiStore(LogStore):
                 cursor = last
                 seen_at_cursor.update((line, key) for ns, line, _, key in entries if ns == last)
 
+    def _client(self) -> Any:
+        """An httpx client with the tenant and credentials; the variables are read now, so an unset one fails this read by name."""
+        import httpx
+
+        return httpx.Client(base_url=self.url, headers=_headers(self.loki_options), auth=_basic_auth(self.loki_options))
+
     def _page(self, client: Any, params: dict[str, str], timeout: float) -> list[tuple[int, str, dict[str, str], str]]:
         import httpx
 
@@ -113,9 +116,7 @@ class LokiStore(LogStore):
         """One small query over the last hour: the URL, the credentials, the tenant and the LogQL all answer."""
         now = datetime.now(UTC)
         params = {"query": self.query, "start": str(_ns(now) - 3600 * 10**9), "end": str(_ns(now)), "limit": "1", "direction": "backward"}
-        import httpx
-
-        with httpx.Client(base_url=self.url, headers=self._headers, auth=self._auth) as client:
+        with self._client() as client:
             found = self._page(client, params, self.options.timeout_s)
         return f"{self.where} accepts the query; {'entries' if found else 'no entries'} in the last hour"
 

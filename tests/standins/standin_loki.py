@@ -21,7 +21,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -41,22 +41,33 @@ class Stream:
     tenant: str = "fake"
 
 
+def _flood_line(k: int, _ns: int) -> str:
+    return f"flood entry {k}"
+
+
 @dataclass
 class Flood:
-    """An endless stream: one entry every `step_ns` from `from_ns` on, made only when a page asks for it."""
+    """A generated stream: `count` entries (None: endless), one every `step_ns` from `from_ns` on, made only when a page asks.
+
+    `line(k, ns)` writes the k-th entry; nothing is held in memory, so a stand-in can
+    serve millions of entries (the benchmark's remote part) as cheaply as a few.
+    """
 
     labels: dict[str, str]
     from_ns: int
     step_ns: int = 1000
     tenant: str = "fake"
+    count: int | None = None
+    line: Callable[[int, int], str] = _flood_line
 
     def entries(self, start: int, end: int, limit: int) -> Iterator[tuple[int, str]]:
         first = max(0, -(-(start - self.from_ns) // self.step_ns))
-        for k in range(first, first + limit):
+        last = first + limit if self.count is None else min(first + limit, self.count)
+        for k in range(first, last):
             ns = self.from_ns + k * self.step_ns
             if ns >= end:
                 return
-            yield ns, f"flood entry {k}"
+            yield ns, self.line(k, ns)
 
 
 @dataclass

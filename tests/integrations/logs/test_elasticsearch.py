@@ -216,10 +216,12 @@ def test_sources_check_of_a_server_that_is_not_elasticsearch_says_so(standins: C
         store(server).check()
 
 
-def test_an_unset_key_variable_fails_the_build_with_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unset_key_variable_fails_the_read_with_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
-    with pytest.raises(SourceError, match=KEY_ENV):
-        build(es_kind.KIND, {"url": "http://127.0.0.1:1", "index": "logs-*", "api_key_env": KEY_ENV}, tmp_path)
+    source = build(es_kind.KIND, {"url": "http://127.0.0.1:1", "index": "logs-*", "api_key_env": KEY_ENV}, tmp_path)
+
+    with pytest.raises(SourceError, match=f"elasticsearch API key: environment variable {KEY_ENV} is not set"):
+        list(source.events(START, END))
 
 
 # --- end to end: a public bundle's logs indexed in Elasticsearch give the findings the same files give ----------

@@ -208,10 +208,12 @@ def test_credentials_options_are_checked() -> None:
         )
 
 
-def test_a_token_variable_that_is_unset_fails_the_build_with_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_token_variable_that_is_unset_fails_the_read_with_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    with pytest.raises(SourceError, match=TOKEN_ENV):
-        build(loki.KIND, {"url": "http://127.0.0.1:1", "query": '{app="x"}', "token_env": TOKEN_ENV}, tmp_path)
+    source = build(loki.KIND, {"url": "http://127.0.0.1:1", "query": '{app="x"}', "token_env": TOKEN_ENV}, tmp_path)
+
+    with pytest.raises(SourceError, match=f"loki token: environment variable {TOKEN_ENV} is not set"):
+        list(source.events(START, END))
 
 
 # --- end to end: a public bundle's logs pushed to Loki give the findings the same files give -------------------
