@@ -57,9 +57,6 @@ class _Client(SearchClient):
     def close_pit(self, pit: str) -> None:
         self._call(lambda es: es.close_point_in_time(id=pit), 5.0)
 
-    def info(self, timeout: float) -> dict[str, Any]:
-        return dict(self._call(lambda es: es.info(), timeout))
-
     def _call(self, call: Any, timeout: float, *, index: str | None = None) -> Any:
         import elasticsearch
 

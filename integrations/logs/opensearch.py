@@ -48,9 +48,6 @@ class _Client(SearchClient):
     def close_pit(self, pit: str) -> None:
         self._call(lambda: self.os.delete_pit(body={"pit_id": [pit]}, params={"request_timeout": 5.0}), 5.0)
 
-    def info(self, timeout: float) -> dict[str, Any]:
-        return dict(self._call(lambda: self.os.info(params={"request_timeout": timeout}), timeout))
-
     def _call(self, call: Any, timeout: float, index: str | None = None) -> Any:
         import opensearchpy
 

@@ -63,9 +63,6 @@ class SearchClient(ABC):
     @abstractmethod
     def close_pit(self, pit: str) -> None: ...
 
-    @abstractmethod
-    def info(self, timeout: float) -> dict[str, Any]: ...
-
 
 class SearchStore(LogStore):
     """An index of log documents as a log source, through a `SearchClient`."""
@@ -154,12 +151,10 @@ class SearchStore(LogStore):
         return Record(_parse_time(stamp), str(line), {k: _text(v) for k, v in fields.items() if v is not None})
 
     def check(self) -> str:
+        """A point in time opened and closed on the index: the cluster answers, the index exists, the credentials may read it."""
         client = self.connection()
-        info = client.info(self.search_options.timeout_s)
-        version = (info.get("version") or {}).get("number", "?")
-        # A PIT on the index proves the index exists and the credentials may read it.
         client.close_pit(client.open_pit(self.search_options.index, self.search_options.timeout_s))
-        return f"{self.product} {version} at {self.search_options.url.rstrip('/')}, index {self.search_options.index} readable"
+        return f"{self.where}: index {self.search_options.index} readable"
 
 
 def flatten(source: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -113,6 +113,8 @@ class SearchStandin:
     # Seconds each search waits once `slow_after` searches were answered fast.
     delay_s: float = 0.0
     slow_after: int = 0
+    # OpenSearch's flavour answering Elasticsearch's PIT path too, as a proxy might: a 2xx without the product header.
+    foreign_pit: bool = False
     _failures: list[tuple[int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=itertools.count)
@@ -168,7 +170,7 @@ class SearchStandin:
             if self.flavor == "opensearch":
                 version["distribution"] = "opensearch"
             return 200, {}, {"name": "node-1", "cluster_name": "logs", "version": version, "tagline": "You Know, for Search"}
-        pit_suffix = "/_pit" if self.flavor == "elasticsearch" else "/_search/point_in_time"
+        pit_suffix = "/_pit" if self.flavor == "elasticsearch" or self.foreign_pit else "/_search/point_in_time"
         if method == "POST" and path.endswith(pit_suffix) and path != pit_suffix:
             return self._open_pit(path[1 : -len(pit_suffix)])
         if method == "DELETE" and path == pit_suffix:

@@ -208,12 +208,14 @@ def test_slow_answers_end_at_the_deadline_with_the_pages_read_marked_truncated(s
     assert source.account.truncated is not None and "did not answer within" in source.account.truncated
 
 
-def test_sources_check_of_a_server_that_is_not_elasticsearch_says_so(standins: Callable[..., SearchStandin]) -> None:
+def test_a_server_that_is_not_elasticsearch_is_refused_by_name(standins: Callable[..., SearchStandin]) -> None:
+    # A proxy, or OpenSearch answering a PIT request the way Elasticsearch would: a 2xx without Elastic's product header.
     server = standins(flavor="opensearch")
     server.index("logs-checkout-1", docs(3))
+    server.foreign_pit = True
 
     with pytest.raises(SourceError, match=r"is not Elasticsearch .* use the opensearch kind"):
-        store(server).check()
+        list(store(server).events(START, END))
 
 
 def test_an_unset_key_variable_fails_the_read_with_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
