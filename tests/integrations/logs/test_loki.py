@@ -13,10 +13,16 @@ from bundle_logs import BUNDLES, entries, findings, investigate
 from standin_github import closed_port
 from standin_loki import Flood, LokiStandin
 
+from agents.evidence.model import EvidenceInputs
+from agents.evidence.reading import read_logs
 from contracts import SECRET_DIR, Broken, LogRecord, LogStoreContract, MakeLogSource, Options, build
+from core.alert import Alert
+from core.degraded import Degradation
 from integrations.errors import SourceError
 from integrations.logs import loki
 from integrations.logs.loki import LokiStore, _ns
+from integrations.registry import ServiceSources
+from integrations.roles import LOGS
 
 TOKEN_ENV = "IR_TEST_LOKI_TOKEN"
 TOKEN = "loki-standin-token"
@@ -136,6 +142,29 @@ def test_the_tenant_and_basic_auth_come_from_options_and_environment(
 
     assert [e.message for e in source.events(START, END)] == ["ours"]
     assert server.queries[0].headers["x-scope-orgid"] == "shop"
+
+
+def test_a_refused_token_is_one_degraded_entry_of_the_investigation(
+    standins: Callable[..., LokiStandin], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = standins(token=TOKEN)
+    server.push({"app": "checkout"}, [(at(i), f"line {i}") for i in range(5)])
+    monkeypatch.setenv(TOKEN_ENV, "revoked")
+    inputs = EvidenceInputs(
+        alert=Alert(title="errors", service="checkout", created_at=END),
+        service="checkout",
+        window_start=START,
+        window_end=END,
+        sources=ServiceSources.holding({LOGS: [store(server, token_env=TOKEN_ENV)]}),
+    )
+    degraded: list[Degradation] = []
+
+    stats = read_logs(inputs, lambda *_: None, degraded, [])
+
+    assert stats.events == 0 and len(server.queries) == 1
+    (entry,) = degraded
+    assert entry.component == "logs:loki" and "refused the credentials (401: Unauthorized)" in entry.reason
+    assert TOKEN not in entry.reason and "revoked" not in entry.reason
 
 
 def test_a_missing_tenant_is_a_source_error_quoting_loki(standins: Callable[..., LokiStandin]) -> None:
