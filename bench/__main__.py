@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import history, loghub, scale, scenarios
+from bench import history, loghub, remote, scale, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "loghub"
@@ -58,6 +58,27 @@ def _loghub(console: Console) -> dict[str, Any]:
     return result
 
 
+def _remote_table(result: dict[str, Any]) -> Table:
+    table = Table(title="Remote log stores (served, read through the engine)")
+    for column in ("store", "events", "s", "events/s", "API calls", "MB", "peak RSS MB", "truncated"):
+        table.add_column(column)
+    for name, row in result.items():
+        if "error" in row:
+            table.add_row(name, "", "", "", "", "", "", f"[red]{row['error']}[/]")
+            continue
+        table.add_row(
+            name,
+            f"{row['events']:,}",
+            str(row["seconds"]),
+            f"{row['events_per_s']:,}",
+            str(row["api_calls"]),
+            str(row["mb_read"]),
+            str(row["peak_rss_mb"]),
+            str(row["truncated"] or "no"),
+        )
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scenarios", type=Path, action="append", default=[], help="another folder of incident bundles (repeatable)")
@@ -65,6 +86,8 @@ def main() -> None:
     parser.add_argument("--skip-loghub", action="store_true")
     parser.add_argument("--skip-history", action="store_true", help="leave out the incident-history run (index and search)")
     parser.add_argument("--history-size", type=int, default=history.SIZE, help="incidents stored for the history run")
+    parser.add_argument("--skip-remote", action="store_true", help="leave out the 1,000,000-event reads from served log stores")
+    parser.add_argument("--remote", action="append", default=[], help="only this served log store (loki, ...; repeatable)")
     args = parser.parse_args()
     console = Console(width=220)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -91,6 +114,9 @@ def main() -> None:
             table.add_column(key)
         table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in out["history"].values()))
         console.print(table)
+    if not args.skip_remote:
+        out["remote"] = remote.run(only=args.remote or None)
+        console.print(_remote_table(out["remote"]))
     path = RESULTS / f"bench-{stamp}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2, default=str))

@@ -178,7 +178,7 @@ def _account_for(source: SlicedLogSource, degraded: list[Degradation], reads: li
                 label, f"truncated: {account.truncated}; kept {account.events:,} events ({kept}, the newest first) of {account.query}"
             )
         )
-    elif account.empty:
+    elif account.empty and account.failed is None:
         window = f"{account.start:%Y-%m-%d %H:%M} to {account.end:%H:%M} UTC" if account.start and account.end else "the window"
         degraded.append(Degradation(label, f"found no events for {account.query} in {window}"))
 

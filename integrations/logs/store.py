@@ -83,6 +83,8 @@ class ReadAccount:
     # From where on the window was read whole: when cut, the read kept [covered_from, end].
     covered_from: datetime | None = None
     truncated: str | None = None
+    # A permanent error before any event (auth, a missing index): said once by the degraded entry it raised.
+    failed: str | None = None
     partial: list[str] = field(default_factory=list)
 
     @property
@@ -101,6 +103,7 @@ class ReadAccount:
             "cached_slices": self.cached_slices,
             "covered_from": self.covered_from.isoformat() if self.covered_from else None,
             "truncated": self.truncated,
+            "failed": self.failed,
             "partial": list(self.partial),
         }
 
@@ -176,8 +179,8 @@ class LogStore(ABC):
 
     @property
     def exhausted(self) -> bool:
-        """Whether a cap or the deadline ended the read: later slices would read nothing."""
-        return self.account.truncated is not None
+        """Whether a cap, the deadline or a permanent error ended the read: later slices would read nothing."""
+        return self.account.truncated is not None or self.account.failed is not None
 
     def events(self, start: datetime, end: datetime) -> Iterator[LogEvent]:
         """Events in [start, end], in time order, within the caps and the deadline (one read, one account)."""
@@ -233,6 +236,8 @@ class LogStore(ABC):
             return
         except SourceError as exc:
             if account.events == 0:
+                # The other slices would fail the same way: one degraded entry, not one per slice.
+                account.failed = str(exc)
                 raise
             # Pages already read still count; the rest of the window is missing, and the account says so.
             account.truncated = str(exc)

@@ -137,6 +137,16 @@ def test_a_permanent_error_before_any_event_raises_for_the_degraded_entry() -> N
         list(store.events(START, END))
 
 
+def test_a_permanent_error_in_the_engine_is_one_degraded_entry_not_one_per_slice() -> None:
+    store = ListStore(_records(25), faults={1: SourceError("403: the token may not read this log group")})
+    events, degraded, reads = _engine_read(store)
+    assert events == 0 and store.calls == 1
+    assert [d.reason for d in degraded if d.component == "logs:list"] == [
+        "SourceError: list page: 403: the token may not read this log group"
+    ]
+    assert reads[0]["failed"] == "list page: 403: the token may not read this log group"
+
+
 def test_an_error_after_some_pages_keeps_them_and_marks_the_read_truncated() -> None:
     store = ListStore(_records(25), faults={3: SourceError("500 three times")})
     assert len(list(store.events(START, END))) == 20
