@@ -145,6 +145,7 @@ class LogStore(ABC):
         self.name = name or options.name or self.kind
         self.account = ReadAccount(self.name, self.describe())
         self._deadline: Deadline | None = None
+        self._failed = False
 
     @abstractmethod
     def pages(self, start: datetime, end: datetime, session: Session) -> Iterator[list[Record]]:
@@ -162,6 +163,7 @@ class LogStore(ABC):
         """Start a read of [start, end]: a fresh account and deadline, shared by the slices that follow."""
         self.account = ReadAccount(self.name, self.describe(), as_utc(start), as_utc(end))
         self._deadline = Deadline(self.options.deadline_s)
+        self._failed = False
 
     def slices(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """[start, end] cut into consecutive ranges, newest first, for a read that keeps the newest part when cut."""
@@ -176,8 +178,8 @@ class LogStore(ABC):
 
     @property
     def exhausted(self) -> bool:
-        """Whether a cap or the deadline ended the read: later slices would read nothing."""
-        return self.account.truncated is not None
+        """Whether a cap, the deadline or a permanent error ended the read: later slices would read nothing."""
+        return self.account.truncated is not None or self._failed
 
     def events(self, start: datetime, end: datetime) -> Iterator[LogEvent]:
         """Events in [start, end], in time order, within the caps and the deadline (one read, one account)."""
@@ -233,6 +235,8 @@ class LogStore(ABC):
             return
         except SourceError as exc:
             if account.events == 0:
+                # The next slices would meet the same refusal (a missing group, refused credentials): one error is enough.
+                self._failed = True
                 raise
             # Pages already read still count; the rest of the window is missing, and the account says so.
             account.truncated = str(exc)
