@@ -16,7 +16,7 @@ from core.degraded import Degradation
 from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
-from integrations.logs import cloudwatch, files
+from integrations.logs import cloudwatch, files, s3
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
@@ -44,6 +44,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     kubernetes.LOGS_KIND,
     kubernetes.DEPLOYS_KIND,
     cloudwatch.KIND,
+    s3.KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}

@@ -59,6 +59,8 @@ def client(service: str, options: AwsOptions, where: str) -> Any:
         connect_timeout=options.timeout_s,
         read_timeout=options.timeout_s,
         user_agent_extra="incident-responder",
+        # S3-compatible endpoints (MinIO, a VPC endpoint by IP) rarely answer bucket host names.
+        s3={"addressing_style": "path"} if options.endpoint_url else None,
     )
     try:
         session = boto3.session.Session(profile_name=options.profile, region_name=options.region)

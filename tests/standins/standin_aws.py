@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -41,6 +42,8 @@ class MotoServer:
         self.url = ""
 
     def start(self) -> MotoServer:
+        # moto's server logs every request through werkzeug: thousands of lines in a bundle test.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
