@@ -64,23 +64,35 @@ def prefixes(template: str, start: datetime, end: datetime) -> list[str]:
 
 
 class _Raw(io.RawIOBase):
-    """Anything with `read(n)` (a boto3 body, a GCS reader) as a raw stream, so that it can be buffered and peeked."""
+    """Anything with `read(n)` (a boto3 body, a GCS reader) as a raw stream, so that it can be buffered and peeked.
 
-    def __init__(self, body: Any) -> None:
+    Past the end it answers without asking `body` again: a GCS reader makes a request
+    for every read, even at the end. `size`, when known, ends the stream without that request.
+    """
+
+    def __init__(self, body: Any, size: int | None) -> None:
         self.body = body
+        self.left = size
+        self.ended = size == 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self.body.read(len(buffer))
+        if self.ended:
+            return 0
+        wanted = len(buffer) if self.left is None else min(len(buffer), self.left)
+        data = self.body.read(wanted)
         buffer[: len(data)] = data
+        if self.left is not None:
+            self.left -= len(data)
+        self.ended = not data or self.left == 0
         return len(data)
 
 
-def object_lines(body: Any) -> Iterator[str]:
+def object_lines(body: Any, size: int | None = None) -> Iterator[str]:
     """The lines of an object's body, gzip (told by its first bytes, whatever the key or content type say) or plain."""
-    handle = io.BufferedReader(_Raw(body), buffer_size=256 * 1024)
+    handle = io.BufferedReader(_Raw(body, size), buffer_size=256 * 1024)
     stream: io.BufferedIOBase = gzip.GzipFile(fileobj=handle) if handle.peek(2)[:2] == GZIP_MAGIC else handle
     try:
         yield from bounded_lines(stream.readline)
@@ -160,11 +172,12 @@ def stream_object(
     labels: dict[str, str],
     written: datetime,
     broke: Callable[[Exception], SourceError],
+    size: int | None = None,
 ) -> Iterator[list[Record]]:
     """One object's records in pages; a read that breaks off midway raises `broke(exc)`."""
     body = opened()
     try:
-        yield from paged(object_records(object_lines(body), start, end, labels, written))
+        yield from paged(object_records(object_lines(body, size), start, end, labels, written))
     except SourceError:
         raise
     except Exception as exc:  # noqa: BLE001  (a body read fails in the client's own exception types: each becomes a SourceError)

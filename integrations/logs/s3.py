@@ -73,7 +73,7 @@ class S3Logs(LogStore):
                 def broke(exc: Exception, uri: str = uri) -> SourceError:
                     return SourceError(f"{self.where}: reading {uri} broke off ({type(exc).__name__})")
 
-                yield from objects.stream_object(opened, start, end, {"object": uri}, written, broke)
+                yield from objects.stream_object(opened, start, end, {"object": uri}, written, broke, item.get("Size"))
 
     def _keys(self, prefix: str, session: Session) -> Iterator[dict[str, Any]]:
         request: dict[str, Any] = {"Bucket": self._options.bucket, "Prefix": prefix, "MaxKeys": self._options.page_size}
