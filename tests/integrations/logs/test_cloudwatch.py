@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from bundle_logs import BUNDLES, entries, findings, investigate
 from standin_aws import Answer, AwsFront, MotoServer, insights_status, json_error, seed_events, throttled
 from standin_github import closed_port
@@ -20,8 +21,9 @@ from contracts import SECRET_DIR, Broken, LogRecord, LogStoreContract, MakeLogSo
 from core.alert import Alert
 from core.degraded import Degradation
 from integrations.errors import SourceError
-from integrations.logs import cloudwatch
+from integrations.logs import cloudwatch, gcs, s3
 from integrations.logs.cloudwatch import CloudWatchLogs, CloudWatchOptions, stream_fields
+from integrations.plugin import SourceKind
 from integrations.registry import ServiceSources
 from integrations.roles import LOGS
 
@@ -344,3 +346,24 @@ def test_a_bundle_in_cloudwatch_gives_the_findings_of_its_files(bundle: Path, mo
     assert findings(from_cloudwatch) == findings(from_files)
     (read,) = from_cloudwatch["log_reads"]
     assert read["truncated"] is None and read["events"] > 1000 and read["api_calls"] > 8
+
+
+# --- the examples the README and services.example.yaml give ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [cloudwatch.KIND, s3.KIND, gcs.KIND], ids=lambda kind: kind.name)
+def test_the_commented_catalog_example_and_the_readme_example_are_valid_options(kind: SourceKind[Any, Any]) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    commented = [
+        line.strip().removeprefix("#").strip().removeprefix("- ")
+        for line in (repo / "services.example.yaml").read_text().splitlines()
+        if line.strip().startswith(f"#   - {{kind: {kind.name},")
+    ]
+    readme = (repo / "README.md").read_text()
+    block = readme[readme.index("### Logs in CloudWatch, S3 and Cloud Storage") :].split("```yaml\n")[1].split("```")[0]
+    listed = [entry for entry in yaml.safe_load(block)["services"]["checkout"]["logs"] if entry["kind"] == kind.name]
+
+    examples = [yaml.safe_load(line) for line in commented] + listed
+    assert len(examples) == 2
+    for example in examples:
+        kind.options.model_validate({k: v for k, v in example.items() if k != "kind"})
