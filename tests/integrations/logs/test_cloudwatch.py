@@ -284,6 +284,19 @@ def test_an_insights_query_reads_the_window_in_seconds(front: AwsFront) -> None:
     assert "filter @message like /ERROR/ | sort @timestamp asc" in started.body["queryString"]
 
 
+def test_a_full_insights_answer_is_followed_by_a_query_from_its_last_second(front: AwsFront) -> None:
+    group = new_group()
+    # Two and a half full Insights answers, four events to the millisecond: each full answer ends inside a second.
+    seed_events(group, "s", [(ms(START) + i // 4, f"event {i}") for i in range(25_000)])
+
+    source = store(front.url, group, insights_query="filter @message like /event/")
+    events = list(source.events(START, END))
+
+    assert [e.raw for e in events] == [f"event {i}" for i in range(25_000)]
+    starts = [call.body["startTime"] for call in front.calls("StartQuery")]
+    assert starts == [int(START.timestamp()), int(START.timestamp()) + 2, int(START.timestamp()) + 4]
+
+
 def test_a_scheduled_then_running_query_is_polled_until_complete(front: AwsFront) -> None:
     group = new_group()
     seed_events(group, "s", [(ms(START) + 1000, "ERROR late")])
