@@ -33,7 +33,9 @@ from integrations.logs.store import Record
 SKEW = timedelta(minutes=15)
 # A record holds this many events at most: big enough to keep calls to the parser few, small enough to stream.
 EVENTS_PER_RECORD = 200
-_HOURLY = ("%H", "%I", "%p", "%M", "%S", "%s", "%c", "%X", "%T", "%R")
+_HOURLY = ("%H", "%I", "%p")
+# Prefixes are filled hour by hour at the finest: a template naming minutes or seconds would miss most objects.
+_FINER = ("%M", "%S", "%f", "%s", "%c", "%X", "%T", "%R")
 
 
 def check_template(prefix: str) -> str:
@@ -45,6 +47,8 @@ def check_template(prefix: str) -> str:
             raise ValueError(f"prefix may only use {{date:...}} (a strftime format such as {{date:%Y/%m/%d}}), not {{{field}}}")
         if not spec:
             raise ValueError("{date} needs a strftime format, e.g. {date:%Y/%m/%d}")
+        if any(code in spec for code in _FINER):
+            raise ValueError("{date:...} may name the day or the hour, not minutes or seconds: end the prefix at the hour")
     return prefix
 
 

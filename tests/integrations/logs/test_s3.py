@@ -137,7 +137,10 @@ def test_a_dated_prefix_is_filled_for_each_day_or_hour_of_the_window() -> None:
     assert prefixes("logs/checkout/", *night) == ["logs/checkout/"]
 
 
-@pytest.mark.parametrize(("prefix", "said"), [("logs/{day}/", "not {day}"), ("logs/{date}/", "needs a strftime format")])
+@pytest.mark.parametrize(
+    ("prefix", "said"),
+    [("logs/{day}/", "not {day}"), ("logs/{date}/", "needs a strftime format"), ("logs/{date:%Y/%m/%d/%H%M}/", "not minutes")],
+)
 def test_a_prefix_template_with_other_fields_is_refused(prefix: str, said: str) -> None:
     with pytest.raises(ValueError, match=said):
         S3Options.model_validate({"bucket": "logs", "prefix": prefix})
