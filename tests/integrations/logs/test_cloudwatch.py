@@ -251,6 +251,18 @@ def test_a_capped_read_through_the_engine_keeps_the_newest_slices(moto: MotoServ
     assert any(d.reason.startswith("truncated: reached max_events (100)") for d in degraded)
 
 
+def test_a_second_read_of_the_same_window_comes_from_the_cache(front: AwsFront) -> None:
+    group = new_group()
+    seed_events(group, "s", [(ms(START) + 1000 * i, f"line {i}") for i in range(5)])
+    first, again = store(front.url, group, cache_ttl_s=300), store(front.url, group, cache_ttl_s=300)
+
+    read = [e.raw for e in first.events(START, END)]
+
+    assert [e.raw for e in again.events(START, END)] == read == [f"line {i}" for i in range(5)]
+    assert len(front.calls("FilterLogEvents")) == 1
+    assert (again.account.api_calls, again.account.cached_slices) == (0, 1)
+
+
 def test_the_options_name_exactly_one_way_to_the_groups() -> None:
     with pytest.raises(ValueError, match="exactly one of log_group or log_groups"):
         CloudWatchOptions.model_validate({"log_group": "/a", "log_groups": ["/b"]})
