@@ -128,7 +128,7 @@ class CloudWatchLogs(LogStore):
             "startTime": -(-_us(start) // 1000),
             "endTime": _us(end) // 1000,
             "limit": options.page_size,
-            # Deprecated: AWS always interleaves the streams by time now; asked for all the same, as older emulators need it.
+            # Deprecated: AWS always interleaves the streams by time now; asked for all the same, as moto interleaves only when asked.
             "interleaved": True,
         }
         if options.log_stream_prefix:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundle_logs import BUNDLES, findings, investigate
 from standin_gcs import GcsEmulator, GcsPager, Refusal
 from standin_github import closed_port
 
@@ -177,3 +178,30 @@ def test_without_credentials_the_build_reads_nothing_and_says_what_to_set(monkey
 
     with pytest.raises(SourceError):
         list(source.events(START, END))
+
+
+# --- end to end: a public bundle's logs as gzip objects give the findings its files give --------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BUNDLES, reason="public scenario bundles are not present")
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_a_bundle_in_cloud_storage_gives_the_findings_of_its_files(bundle: Path, emulator: GcsEmulator, tmp_path: Path) -> None:
+    bucket = new_bucket(emulator)
+    for path in sorted((bundle / "logs").iterdir()):
+        emulator.client().bucket(bucket).blob(f"{bundle.name}/{path.name}.gz").upload_from_string(gzip.compress(path.read_bytes()))
+
+    from_files = investigate(bundle, [{"kind": "files", "paths": [str(bundle / "logs")]}], tmp_path)
+    stored = {
+        "kind": "gcs",
+        "endpoint_url": emulator.url,
+        "anonymous": True,
+        "bucket": bucket,
+        "prefix": f"{bundle.name}/",
+        "cache_ttl_s": 0,
+    }
+    from_gcs = investigate(bundle, [stored], tmp_path)
+
+    assert findings(from_gcs) == findings(from_files)
+    (read,) = from_gcs["log_reads"]
+    assert read["truncated"] is None and read["events"] > 1000
