@@ -187,10 +187,17 @@ class CloudWatchLogs(LogStore):
         request = {"logGroupNames": self.groups, "startTime": first, "endTime": last, "queryString": " | ".join(commands)}
         query_id = session.call(lambda: self._api("start_query", request, ", ".join(self.groups))["queryId"], what="Logs Insights start")
         done = False
+        status = "Scheduled"
         try:
             wait = 0.1
             while True:
-                answer = session.call(lambda: self._api("get_query_results", {"queryId": query_id}, "the query"), what="Logs Insights")
+                try:
+                    answer = session.call(lambda: self._api("get_query_results", {"queryId": query_id}, "the query"), what="Logs Insights")
+                except SourceError:
+                    if session.deadline.remaining() > 0:
+                        raise
+                    # The deadline came during a poll: what matters is that the query had not finished.
+                    raise SourceError(f"{self.where}: the Logs Insights query {_late(status, options.deadline_s)}") from None
                 status = str(answer.get("status", "Unknown"))
                 if status == "Complete":
                     done = True
@@ -200,9 +207,7 @@ class CloudWatchLogs(LogStore):
                     done = True
                     raise SourceError(f"{self.where}: the Logs Insights query {_status_reason(status)}")
                 if session.deadline.remaining() <= wait:
-                    raise SourceError(
-                        f"{self.where}: the Logs Insights query was still {status} at the deadline of {options.deadline_s:g}s"
-                    )
+                    raise SourceError(f"{self.where}: the Logs Insights query {_late(status, options.deadline_s)}")
                 time.sleep(wait)
                 wait = min(wait * 2, options.poll_s)
         finally:
@@ -300,6 +305,10 @@ def _insights_record(row: list[dict[str, str]], groups: list[str]) -> Record | N
     group = fields.get("@log", "").partition(":")[2] or groups[0]
     labels = {"logGroupName": group, "logStreamName": stream, **stream_fields(stream)}
     return Record(at, fields.get("@message", "").rstrip("\n"), labels)
+
+
+def _late(status: str, deadline_s: float) -> str:
+    return f"was still {status} at the deadline of {deadline_s:g}s"
 
 
 def _status_reason(status: str) -> str:
