@@ -16,7 +16,7 @@ from core.degraded import Degradation
 from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
-from integrations.logs import elasticsearch, files, loki, opensearch
+from integrations.logs import cloudwatch, elasticsearch, files, gcs, loki, opensearch, s3
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
@@ -46,6 +46,9 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     loki.KIND,
     elasticsearch.KIND,
     opensearch.KIND,
+    cloudwatch.KIND,
+    s3.KIND,
+    gcs.KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}

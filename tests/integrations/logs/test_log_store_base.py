@@ -190,3 +190,10 @@ def test_the_cache_is_off_with_a_zero_ttl_and_never_keeps_a_cut_read() -> None:
     list(ListStore(records, ListOptions(target="elsewhere", max_events=5)).events(START, END))
     assert len(list(fresh.events(START, END))) == 25
     assert fresh.calls == 3
+
+
+def test_a_permanent_error_is_one_degraded_entry_not_one_per_slice() -> None:
+    store = ListStore(_records(360), faults={1: SourceError("403: the token may not read this log group")})
+    events, degraded, _ = _engine_read(store)
+    assert events == 0 and store.calls == 1
+    assert [d.reason for d in degraded if "403" in d.reason] == ["SourceError: list page: 403: the token may not read this log group"]
