@@ -16,6 +16,7 @@ from core.degraded import Degradation
 from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
+from integrations.logs import datadog as datadog_logs
 from integrations.logs import files
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
@@ -25,6 +26,7 @@ from integrations.runbooks import folder
 
 KINDS: tuple[SourceKind[Any, Any], ...] = (
     files.KIND,
+    datadog_logs.KIND,
     git.KIND,
     deploys_file.KIND,
     github.KIND,
