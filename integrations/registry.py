@@ -20,6 +20,8 @@ from integrations.logs import datadog as datadog_logs
 from integrations.logs import files
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
+from integrations.logs import files, splunk
+from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
 from integrations.runbooks import folder
@@ -27,6 +29,7 @@ from integrations.runbooks import folder
 KINDS: tuple[SourceKind[Any, Any], ...] = (
     files.KIND,
     datadog_logs.KIND,
+    splunk.KIND,
     git.KIND,
     deploys_file.KIND,
     github.KIND,
