@@ -21,6 +21,7 @@ from integrations.logs import files
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
 from integrations.logs import files, splunk
+from integrations.logs import files, kafka, splunk
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
@@ -30,6 +31,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     files.KIND,
     datadog_logs.KIND,
     splunk.KIND,
+    kafka.KIND,
     git.KIND,
     deploys_file.KIND,
     github.KIND,
