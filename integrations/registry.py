@@ -22,6 +22,7 @@ from integrations.metrics import csv_file, datadog, grafana, grafana_annotations
 from integrations.notify import email, slack_channel, teams, webhook
 from integrations.logs import files, splunk
 from integrations.logs import files, kafka, splunk
+from integrations.logs import cloud_logging, files, kafka, splunk
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
@@ -32,6 +33,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     datadog_logs.KIND,
     splunk.KIND,
     kafka.KIND,
+    cloud_logging.KIND,
     git.KIND,
     deploys_file.KIND,
     github.KIND,
