@@ -23,6 +23,7 @@ from integrations.notify import email, slack_channel, teams, webhook
 from integrations.logs import files, splunk
 from integrations.logs import files, kafka, splunk
 from integrations.logs import cloud_logging, files, kafka, splunk
+from integrations.logs import azure_monitor, cloud_logging, files, kafka, splunk
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
@@ -34,6 +35,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     splunk.KIND,
     kafka.KIND,
     cloud_logging.KIND,
+    azure_monitor.KIND,
     git.KIND,
     deploys_file.KIND,
     github.KIND,
