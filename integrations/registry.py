@@ -24,6 +24,7 @@ from integrations.logs import files, splunk
 from integrations.logs import files, kafka, splunk
 from integrations.logs import cloud_logging, files, kafka, splunk
 from integrations.logs import azure_monitor, cloud_logging, files, kafka, splunk
+from integrations.logs import datadog as datadog_logs
 from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role

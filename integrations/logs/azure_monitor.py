@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,11 +43,17 @@ _STATIC_TOKEN_S = 3600
 class AzureMonitorOptions(StoreOptions):
     workspace_id: str = Field(min_length=1, description="Log Analytics workspace id (a GUID)")
     query: str = Field(
-        min_length=1, description='KQL selecting the service\'s rows, e.g. ContainerLogV2 | where ContainerName == "checkout" (the window is the timespan)'
+        min_length=1,
+        description='KQL selecting the rows, e.g. ContainerLogV2 | where ContainerName == "checkout" (the window is the timespan)',
     )
-    endpoint: str = Field("https://api.loganalytics.io", description="Log Analytics API root (sovereign clouds differ, e.g. https://api.loganalytics.azure.cn)")
+    endpoint: str = Field(
+        "https://api.loganalytics.io",
+        description="Log Analytics API root (sovereign clouds differ, e.g. https://api.loganalytics.azure.cn)",
+    )
     time_column: str = Field("TimeGenerated", min_length=1, description="column holding each row's time")
-    message_column: str | None = Field(None, description="column holding the log line, e.g. LogMessage (default: the whole row as a JSON object)")
+    message_column: str | None = Field(
+        None, description="column holding the log line, e.g. LogMessage (default: the whole row as a JSON object)"
+    )
     level_column: str | None = Field(None, description="column holding the level when the line does not state it, e.g. LogLevel")
     token_env: EnvVarName | None = Field(
         None, description="environment variable holding a bearer token for the API (default: DefaultAzureCredential)"
@@ -95,11 +102,11 @@ class AzureMonitorSource(LogStore):
         timespan = (start, end + timedelta(milliseconds=1))
         try:
             while True:
-                rows = session.call(lambda: self._query(client, since, timespan, session), what=where)
+                rows = session.call(partial(self._query, client, since, timespan, session), what=where)
                 records: list[Record] = []
                 last, at_last = since, set[str]()
                 for row in rows:
-                    key = hashlib.sha1(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+                    key = hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
                     ts = _time(row.get(self.options.time_column))
                     if ts is not None and ts == since and key in seen_there:
                         continue
@@ -127,7 +134,9 @@ class AzureMonitorSource(LogStore):
         # Retries are ours, bounded by the deadline: the pipeline's own would wait out Retry-After however long.
         return LogsQueryClient(credential, endpoint=self.endpoint, retry_total=0)
 
-    def _query(self, client: LogsQueryClient, since: datetime, timespan: tuple[datetime, datetime], session: Session) -> list[dict[str, Any]]:
+    def _query(
+        self, client: LogsQueryClient, since: datetime, timespan: tuple[datetime, datetime], session: Session
+    ) -> list[dict[str, Any]]:
         from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError, ServiceResponseError
         from azure.monitor.query import LogsQueryPartialResult
 
@@ -144,7 +153,9 @@ class AzureMonitorSource(LogStore):
                 enforce_https=not self.endpoint.startswith("http://"),
             )
         except ClientAuthenticationError as exc:
-            raise SourceError(f"refused the credentials ({_said(exc)}); the identity needs the Log Analytics Reader role on the workspace") from None
+            raise SourceError(
+                f"refused the credentials ({_said(exc)}); the identity needs the Log Analytics Reader role on the workspace"
+            ) from None
         except HttpResponseError as exc:
             raise _error(exc) from None
         except (ServiceRequestError, ServiceResponseError) as exc:

@@ -43,8 +43,12 @@ class CloudLoggingOptions(StoreOptions):
     filter: str = Field(
         "", description='Logging query for the service, e.g. resource.type="k8s_container" AND labels.app="checkout" (the window is added)'
     )
-    endpoint_url: str | None = Field(None, description="API root to call instead of https://logging.googleapis.com (a private endpoint, a test server)")
-    anonymous: bool = Field(False, description="send no credentials (only for a local emulator or test server); default: application default credentials")
+    endpoint_url: str | None = Field(
+        None, description="API root to call instead of https://logging.googleapis.com (a private endpoint, a test server)"
+    )
+    anonymous: bool = Field(
+        False, description="send no credentials (only for a local emulator or test server); default: application default credentials"
+    )
     page_size: int = Field(MAX_PAGE, ge=1, le=MAX_PAGE, description="entries per request (Cloud Logging allows at most 1000)")
 
 
@@ -120,12 +124,14 @@ class CloudLoggingSource(LogStore):
         class TimedSession(AuthorizedSession):
             """Every request bounded by what remains of the source's deadline (the client's own default is a minute)."""
 
-            def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
                 kwargs["timeout"] = session.timeout()
                 return super().request(method, url, *args, **kwargs)
 
         options = {"api_endpoint": self.url} if self.options.endpoint_url else None
-        return Client(project=self.options.project, credentials=credentials, _http=TimedSession(credentials), _use_grpc=False, client_options=options)
+        return Client(
+            project=self.options.project, credentials=credentials, _http=TimedSession(credentials), _use_grpc=False, client_options=options
+        )
 
     def _guarded(self, call: Any) -> Any:
         import requests
@@ -133,7 +139,12 @@ class CloudLoggingSource(LogStore):
 
         try:
             return call()
-        except (exceptions.TooManyRequests, exceptions.ServiceUnavailable, exceptions.InternalServerError, exceptions.GatewayTimeout) as exc:
+        except (
+            exceptions.TooManyRequests,
+            exceptions.ServiceUnavailable,
+            exceptions.InternalServerError,
+            exceptions.GatewayTimeout,
+        ) as exc:
             raise RetryableError(f"answered {exc.code} ({_said(exc)})") from None
         except (exceptions.Unauthorized, exceptions.Forbidden) as exc:
             raise SourceError(

@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -110,7 +111,9 @@ class KafkaLogSource(LogStore):
         found = metadata.topics.get(topic)
         if found is None or found.error is not None:
             reason = found.error.str() if found is not None and found.error is not None else "not in the metadata"
-            raise SourceError(f"{self._where()}: topic {topic!r} cannot be read ({reason}); check the name and the consumer's READ and DESCRIBE ACLs")
+            raise SourceError(
+                f"{self._where()}: topic {topic!r} cannot be read ({reason}); check the name and the consumer's READ and DESCRIBE ACLs"
+            )
         return sorted(found.partitions)
 
     def _partition(self, consumer: Consumer, partition: int, start: datetime, end: datetime, session: Session) -> Iterator[list[Record]]:
@@ -131,7 +134,8 @@ class KafkaLogSource(LogStore):
         first = by_time.offset if by_time.error is None and by_time.offset >= 0 else None
         if first is None:
             newest = self._messages_at(consumer, partition, high - 1, 1, session)
-            if not newest or _stamp(newest[0]) is None or (_stamp(newest[0]) or 0) < start_ms:
+            stamp = _stamp(newest[0]) if newest else None
+            if stamp is None or stamp < start_ms:
                 return
             first = low
         offset = max(first, low)
@@ -139,7 +143,7 @@ class KafkaLogSource(LogStore):
         while offset < high:
             # No more than the partition holds up to its watermark: a consume asked for more waits out its whole timeout.
             wanted = min(BATCH, high - offset)
-            messages = session.call(lambda: _kafka(lambda: consumer.consume(wanted, timeout=session.timeout())), what=where)
+            messages = session.call(partial(_consume, consumer, wanted, session), what=where)
             page: list[Record] = []
             for message in messages:
                 error = message.error()
@@ -149,7 +153,9 @@ class KafkaLogSource(LogStore):
                 if stamp is not None and stamp > end_ms:
                     yield page
                     return
-                offset = message.offset() + 1
+                position = message.offset()
+                if position is not None:
+                    offset = position + 1
                 if self.options.key is None or message.key() == self.options.key.encode():
                     page.append(self._record(message, stamp, session))
             yield page
@@ -186,6 +192,10 @@ class KafkaLogSource(LogStore):
         return f"Kafka at {self.options.bootstrap_servers}"
 
 
+def _consume(consumer: Consumer, count: int, session: Session) -> list[Message]:
+    return list(_kafka(lambda: consumer.consume(count, timeout=session.timeout())))
+
+
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
@@ -216,14 +226,18 @@ def _raise(error: KafkaError, where: str) -> None:
 
     prefix = f"{where}: " if where else ""
     code = error.code()
-    if code in (
-        KafkaError._TRANSPORT,
-        KafkaError._TIMED_OUT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-    ) or error.retriable():
+    if (
+        code
+        in (
+            KafkaError._TRANSPORT,
+            KafkaError._TIMED_OUT,
+            KafkaError._ALL_BROKERS_DOWN,
+            KafkaError.REQUEST_TIMED_OUT,
+            KafkaError.NOT_LEADER_FOR_PARTITION,
+            KafkaError.LEADER_NOT_AVAILABLE,
+        )
+        or error.retriable()
+    ):
         raise RetryableError(f"{prefix}brokers did not answer ({error.str()})")
     if code in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError._AUTHENTICATION):
         raise SourceError(f"{prefix}refused ({error.str()}); check the credentials and the READ and DESCRIBE ACLs on the topic")

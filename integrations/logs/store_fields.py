@@ -7,7 +7,6 @@ line does not say must reach the parser another way.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -81,5 +80,11 @@ def first_page(store: LogStore, span: timedelta) -> int:
     """How many records the first page of the last `span` holds: one real read, for `sources check`."""
     end = datetime.now(UTC)
     session = Session(store.options, ReadAccount(store.name, store.describe()), Deadline(store.options.timeout_s))
-    with contextlib.closing(store.pages(end - span, end, session)) as pages:
+    pages = store.pages(end - span, end, session)
+    try:
         return len(next(pages, []))
+    finally:
+        # The rest of the read is not wanted: a generator's close releases its client now.
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()

@@ -41,7 +41,13 @@ class CloudEntry:
     labels: dict[str, str] = field(default_factory=dict)
     resource_type: str = "k8s_container"
     resource_labels: dict[str, str] = field(
-        default_factory=lambda: {"project_id": "shop-prod", "cluster_name": "prod", "namespace_name": "shop", "pod_name": "checkout-7d9f", "container_name": "app"}
+        default_factory=lambda: {
+            "project_id": "shop-prod",
+            "cluster_name": "prod",
+            "namespace_name": "shop",
+            "pod_name": "checkout-7d9f",
+            "container_name": "app",
+        }
     )
     log_name: str = "projects/shop-prod/logs/stdout"
     trace: str | None = None
@@ -82,7 +88,9 @@ class CloudLoggingStandin:
         self._failures.extend([(429, {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}})] * times)
 
     def unavailable(self, times: int = 1) -> None:
-        self._failures.extend([(503, {"error": {"code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}})] * times)
+        self._failures.extend(
+            [(503, {"error": {"code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}})] * times
+        )
 
     def answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._lock:
@@ -165,7 +173,11 @@ def _value(entry: CloudEntry, name: str) -> Any:
         return entry.resource_type
     if name == "logName":
         return entry.log_name
-    for prefix, fields in (("resource.labels.", entry.resource_labels), ("labels.", entry.labels), ("jsonPayload.", entry.json_payload or {})):
+    for prefix, fields in (
+        ("resource.labels.", entry.resource_labels),
+        ("labels.", entry.labels),
+        ("jsonPayload.", entry.json_payload or {}),
+    ):
         if name.startswith(prefix):
             return fields.get(name.removeprefix(prefix))
     raise ValueError(f"unknown field {name}")

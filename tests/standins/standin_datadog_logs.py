@@ -75,7 +75,12 @@ class DatadogLogsStandin:
         return self._http.base_url
 
     def rate_limit(self, times: int = 1, reset_s: int = 1) -> None:
-        headers = {"X-RateLimit-Limit": "300", "X-RateLimit-Period": "3600", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset_s)}
+        headers = {
+            "X-RateLimit-Limit": "300",
+            "X-RateLimit-Period": "3600",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(reset_s),
+        }
         self._failures.extend([(429, headers, {"errors": ["Too many requests"]})] * times)
 
     def fail(self, status: int, times: int = 1) -> None:

@@ -24,7 +24,14 @@ from typing import Any
 
 from loopback import LoopbackServer
 
-COLUMNS = [("TimeGenerated", "datetime"), ("LogMessage", "dynamic"), ("LogLevel", "string"), ("PodName", "string"), ("ContainerName", "string"), ("Computer", "string")]
+COLUMNS = [
+    ("TimeGenerated", "datetime"),
+    ("LogMessage", "dynamic"),
+    ("LogLevel", "string"),
+    ("PodName", "string"),
+    ("ContainerName", "string"),
+    ("Computer", "string"),
+]
 _WHERE_EQ = re.compile(r'^where\s+(\w+)\s*==\s*"([^"]*)"$')
 _WHERE_SINCE = re.compile(r"^where\s+(\w+)\s*>=\s*datetime\(([^)]+)\)$")
 _ORDER = re.compile(r"^order\s+by\s+(\w+)\s+(asc|desc)$")
@@ -92,14 +99,26 @@ class LogAnalyticsStandin:
         try:
             rows = self._run(str(body.get("query", "")), str(body.get("timespan", "")))
         except ValueError as exc:
-            error = {"code": "BadArgumentError", "message": "The request had some invalid properties", "innererror": {"code": "SyntaxError", "message": str(exc)}}
+            error = {
+                "code": "BadArgumentError",
+                "message": "The request had some invalid properties",
+                "innererror": {"code": "SyntaxError", "message": str(exc)},
+            }
             return 400, {}, {"error": error}
         answer: dict[str, Any] = {}
         if self.row_limit is not None and len(rows) > self.row_limit:
             rows = rows[: self.row_limit]
-            inner = {"code": "EngineError", "message": "Query result set has exceeded the internal record count limit", "innererror": {"code": "E_QUERY_RESULT_SET_TOO_LARGE"}}
+            inner = {
+                "code": "EngineError",
+                "message": "Query result set has exceeded the internal record count limit",
+                "innererror": {"code": "E_QUERY_RESULT_SET_TOO_LARGE"},
+            }
             answer["error"] = {"code": "PartialError", "message": "There were some errors when processing your query.", "details": [inner]}
-        table = {"name": "PrimaryResult", "columns": [{"name": n, "type": t} for n, t in COLUMNS], "rows": [[_cell(row.get(n), t) for n, t in COLUMNS] for row in rows]}
+        table = {
+            "name": "PrimaryResult",
+            "columns": [{"name": n, "type": t} for n, t in COLUMNS],
+            "rows": [[_cell(row.get(n), t) for n, t in COLUMNS] for row in rows],
+        }
         return 200, {}, {"tables": [table], **answer}
 
     def _run(self, query: str, timespan: str) -> list[dict[str, Any]]:
@@ -131,7 +150,9 @@ class LogAnalyticsStandin:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                status, headers, answer = standin.answer(self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(self.rfile.read(length) or b"{}"))
+                status, headers, answer = standin.answer(
+                    self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(self.rfile.read(length) or b"{}")
+                )
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")

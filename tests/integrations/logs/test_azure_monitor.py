@@ -73,7 +73,8 @@ class TestAzureMonitorContract(TimeIndexedStore, LogSourceContract):
             server = LogAnalyticsStandin().start()
             servers.append(server)
             server.rows = [
-                {"TimeGenerated": entry.at, "LogMessage": entry.line, "LogLevel": entry.level, "ContainerName": "checkout"} for entry in stored(records)
+                {"TimeGenerated": entry.at, "LogMessage": entry.line, "LogLevel": entry.level, "ContainerName": "checkout"}
+                for entry in stored(records)
             ]
             if endless:
                 server.rows += _rows(200_000, every=timedelta(milliseconds=10))
@@ -104,7 +105,9 @@ def test_the_query_is_read_in_pages_following_each_other_in_time(standin: LogAna
     assert events[1].attributes["PodName"] == "checkout-1" and events[1].attributes["Computer"] == "aks-node-1"
     first, *later = standin.queries
     assert first.body["timespan"] == "2026-03-10T11:00:00.000Z/2026-03-10T12:00:00.001Z"
-    assert first.body["query"].endswith("| where TimeGenerated >= datetime(2026-03-10T11:00:00.000000Z)\n| order by TimeGenerated asc\n| take 1000")
+    assert first.body["query"].endswith(
+        "| where TimeGenerated >= datetime(2026-03-10T11:00:00.000000Z)\n| order by TimeGenerated asc\n| take 1000"
+    )
     assert "datetime(2026-03-10T11:16:39.000000Z)" in later[0].body["query"]
     assert first.prefer.startswith("wait=") and first.authorization == f"Bearer {standin.token}"
     assert len(standin.queries) == 3 and source.account.events == 2500

@@ -35,7 +35,8 @@ def _source(standin: CloudLoggingStandin, **extra: Any) -> CloudLoggingSource:
 
 def _entries(count: int, *, every: timedelta = timedelta(seconds=1)) -> list[CloudEntry]:
     return [
-        CloudEntry(START + every * i, json_payload={"message": f"payment failed for order {i}", "order": i}, severity="ERROR") for i in range(count)
+        CloudEntry(START + every * i, json_payload={"message": f"payment failed for order {i}", "order": i}, severity="ERROR")
+        for i in range(count)
     ]
 
 

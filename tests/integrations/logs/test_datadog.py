@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,7 +79,12 @@ def test_a_window_is_read_across_pages_with_the_cursor_in_time_order(standin: Da
     bodies = [s.body for s in standin.searches]
     assert [b["page"].get("cursor") is None for b in bodies] == [True, False, False]
     assert all(b["page"]["limit"] == 1000 and b["sort"] == "timestamp" for b in bodies)
-    assert bodies[0]["filter"] == {"from": "2026-03-10T11:00:00.000Z", "to": "2026-03-10T12:00:00.001Z", "query": "service:checkout", "indexes": ["*"]}
+    assert bodies[0]["filter"] == {
+        "from": "2026-03-10T11:00:00.000Z",
+        "to": "2026-03-10T12:00:00.001Z",
+        "query": "service:checkout",
+        "indexes": ["*"],
+    }
     assert source.account.api_calls == 3 and source.account.events == 2500 and source.account.truncated is None
 
 
@@ -99,7 +103,13 @@ def test_attributes_tags_host_and_service_fill_the_event(standin: DatadogLogsSta
     (event,) = _source(standin).events(*WINDOW)
 
     assert (event.level, event.message) == ("warning", "GET /cart 503")
-    assert (event.service, event.host, event.pod, event.trace_id, event.duration_ms) == ("checkout", "ip-10-0-0-7", "checkout-7d9f", "abc123", 812.0)
+    assert (event.service, event.host, event.pod, event.trace_id, event.duration_ms) == (
+        "checkout",
+        "ip-10-0-0-7",
+        "checkout-7d9f",
+        "abc123",
+        812.0,
+    )
     assert event.attributes["http.method"] == "GET" and event.attributes["kube_namespace"] == "shop"
 
 
@@ -183,7 +193,8 @@ def test_an_empty_search_names_the_query_the_index_and_the_window(standin: Datad
 
     assert events == 0
     assert any(
-        d.component == "logs:datadog" and "found no events for Datadog logs 'service:nothing-here' in main at" in d.reason
+        d.component == "logs:datadog"
+        and "found no events for Datadog logs 'service:nothing-here' in main at" in d.reason
         and "2026-03-10 11:00 to 12:00 UTC" in d.reason
         for d in degraded
     )

@@ -37,7 +37,9 @@ class MockCluster:
 
     def send(self, topic: str, messages: Sequence[tuple[datetime, str]], *, partition: int = 0, key: str | None = None) -> None:
         for at, value in messages:
-            self.producer.produce(topic, value=value.encode(), key=key.encode() if key else None, partition=partition, timestamp=int(at.timestamp() * 1000))
+            self.producer.produce(
+                topic, value=value.encode(), key=key.encode() if key else None, partition=partition, timestamp=int(at.timestamp() * 1000)
+            )
         assert self.producer.flush(10) == 0
 
     def committed(self, topic: str) -> int:
@@ -62,7 +64,10 @@ def _topic() -> str:
 
 def _lines(count: int, *, every: timedelta = timedelta(seconds=1), first: datetime = START) -> list[tuple[datetime, str]]:
     return [
-        (first + every * i, json.dumps({"level": "error", "msg": f"payment failed for order {i}", "service": "checkout", "pod": f"api-{i % 3}"}))
+        (
+            first + every * i,
+            json.dumps({"level": "error", "msg": f"payment failed for order {i}", "service": "checkout", "pod": f"api-{i % 3}"}),
+        )
         for i in range(count)
     ]
 
