@@ -43,7 +43,7 @@ _LOG = logging.getLogger(__name__)
 class KafkaOptions(StoreOptions):
     bootstrap_servers: str = Field(min_length=1, description="comma-separated host:port list of brokers to start from")
     topic: str = Field(min_length=1, description="topic the service's log messages are written to")
-    key: str | None = Field(None, description="only messages with this key (e.g. the service name); default: every message")
+    keyed: str | None = Field(None, description="only messages whose Kafka key is this (e.g. the service name); default: every message")
     message_format: Literal["json", "text"] = Field(
         "json", description="json: each message is a JSON log object whose fields become labels; text: each message is a log line"
     )
@@ -74,7 +74,7 @@ class KafkaLogSource(LogStore):
         super().__init__(options)
 
     def describe(self) -> str:
-        keyed = f" with key {self.options.key!r}" if self.options.key is not None else ""
+        keyed = f" with key {self.options.keyed!r}" if self.options.keyed is not None else ""
         return f"Kafka topic {self.options.topic!r}{keyed} at {self.options.bootstrap_servers}"
 
     def _consumer(self) -> Consumer:
@@ -156,7 +156,7 @@ class KafkaLogSource(LogStore):
                 position = message.offset()
                 if position is not None:
                     offset = position + 1
-                if self.options.key is None or message.key() == self.options.key.encode():
+                if self.options.keyed is None or message.key() == self.options.keyed.encode():
                     page.append(self._record(message, stamp, session))
             yield page
         consumer.unassign()

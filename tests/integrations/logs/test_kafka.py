@@ -144,7 +144,7 @@ def test_the_key_keeps_only_that_services_messages_and_text_messages_stay_lines(
     cluster.send(topic, [(START + timedelta(minutes=1), "ERROR [main] checkout: card declined")], key="checkout")
     cluster.send(topic, [(START + timedelta(minutes=2), "ERROR [main] search: index gone")], key="search")
 
-    (event,) = _source(cluster, topic, key="checkout", message_format="text").events(*WINDOW)
+    (event,) = _source(cluster, topic, keyed="checkout", message_format="text").events(*WINDOW)
 
     assert event.level == "error" and "card declined" in event.message
     assert event.attributes["kafka.key"] == "checkout"
