@@ -10,6 +10,7 @@ while the source's deadline allows, which the client cannot know.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,8 +82,7 @@ class DatadogLogSource(LogStore):
 
                 def once(body: LogsListRequest = body) -> dict[str, Any]:
                     client.configuration.request_timeout = session.timeout()
-                    # As a plain dict: the model's typed attributes would turn every custom attribute into a model too.
-                    return self._guarded("the log search", lambda: api.list_logs(body=body).to_dict())
+                    return self._guarded("the log search", lambda: _json(api.list_logs(body=body)))
 
                 answer = session.call(once, what=f"Datadog logs search at {self.url}")
                 meta = answer.get("meta") or {}
@@ -104,6 +104,9 @@ class DatadogLogSource(LogStore):
         )
         # Retries are ours (bounded by the deadline); the client's would sleep for as long as the reset says.
         configuration.enable_retry = False
+        # The answer as JSON, not as the client's models: building them costs about a millisecond a log,
+        # which caps a read at a thousand logs a second; errors are raised from the status all the same.
+        configuration.preload_content = False
         return ApiClient(configuration)
 
     def _guarded(self, what: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -150,6 +153,17 @@ def record_of(item: dict[str, Any]) -> Record:
         if attributes.get(key):
             labels[label] = str(attributes[key])
     return Record(_time(attributes.get("timestamp")), stated_line(str(attributes.get("message") or ""), attributes.get("status")), labels)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    """The body of a search answer (an urllib3 response, the client's models left unbuilt)."""
+    try:
+        answer = json.loads(response.data)
+    except ValueError:
+        raise SourceError("answered the log search with a body that is not JSON") from None
+    if not isinstance(answer, dict):
+        raise SourceError("answered the log search in an unexpected shape")
+    return answer
 
 
 def _time(raw: Any) -> datetime | None:

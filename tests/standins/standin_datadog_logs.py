@@ -55,6 +55,8 @@ class DatadogLogsStandin:
     # Seconds each answer waits from the `slow_after`-th search on (a store under load).
     delay_s: float = 0.0
     slow_after: int = 0
+    # Searches answered with `meta.status: "timeout"`: Datadog ran out of time and the page may lack logs.
+    timed_out: int = 0
     # After the stored logs, every later page is filler stamped at the search's end: more than a test could read.
     endless: bool = False
     _failures: list[tuple[int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
@@ -123,7 +125,9 @@ class DatadogLogsStandin:
         if self.endless and len(items) < limit:
             items += [_item(DatadogLog(end, f"filler {offset + i}")) for i in range(limit - len(items))]
             more = True
-        meta: dict[str, Any] = {"elapsed": 12, "request_id": uuid.uuid4().hex, "status": "done"}
+        with self._lock:
+            timed_out, self.timed_out = self.timed_out > 0, max(0, self.timed_out - 1)
+        meta: dict[str, Any] = {"elapsed": 12, "request_id": uuid.uuid4().hex, "status": "timeout" if timed_out else "done"}
         answer: dict[str, Any] = {"data": items, "meta": meta}
         if more:
             after = base64.urlsafe_b64encode(str(offset + limit).encode()).decode()

@@ -124,6 +124,15 @@ def test_a_stack_trace_message_keeps_its_frames(standin: DatadogLogsStandin) -> 
     assert "ValueError: card declined" in event.message
 
 
+def test_a_search_that_timed_out_is_kept_and_marked_partial(standin: DatadogLogsStandin) -> None:
+    standin.logs = _logs(5)
+    standin.timed_out = 1
+    source = _source(standin)
+
+    assert len(list(source.events(*WINDOW))) == 5
+    assert source.account.partial == ["Datadog ended a search page early (status timeout): some logs may be missing"]
+
+
 def test_429_waits_for_the_rate_limit_reset_then_reads(standin: DatadogLogsStandin) -> None:
     standin.logs = _logs(30)
     standin.rate_limit(times=2, reset_s=1)
