@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 MAX_PAGE = 1000
 # Datadog keeps milliseconds: the bounds are widened to whole ones, the base drops what lies outside the window.
 _MS = timedelta(milliseconds=1)
+_TIMED_OUT = "Datadog ended a search page early (status timeout): some logs may be missing"
 
 
 class DatadogLogsOptions(StoreOptions):
@@ -67,9 +68,10 @@ class DatadogLogSource(LogStore):
         from datadog_api_client.v2.model.logs_sort import LogsSort
 
         query = LogsQueryFilter(
-            _from=iso_utc(start.replace(microsecond=start.microsecond // 1000 * 1000)),
-            # One millisecond past the end: an entry stamped at the end stays whether Datadog's bound includes it or not.
-            to=iso_utc(end.replace(microsecond=end.microsecond // 1000 * 1000) + _MS),
+            # Whole milliseconds, cut down (`iso_utc`); the end one millisecond on, so that an entry stamped at the
+            # end stays whether Datadog's bound includes it or not.
+            _from=iso_utc(start),
+            to=iso_utc(end + _MS),
             query=self.options.query,
             indexes=list(self.options.indexes),
         )
@@ -86,8 +88,8 @@ class DatadogLogSource(LogStore):
 
                 answer = session.call(once, what=f"Datadog logs search at {self.url}")
                 meta = answer.get("meta") or {}
-                if meta.get("status") == "timeout":
-                    session.account.partial.append("Datadog ended a search page early (status timeout): some logs may be missing")
+                if meta.get("status") == "timeout" and _TIMED_OUT not in session.account.partial:
+                    session.account.partial.append(_TIMED_OUT)
                 yield [record_of(item) for item in answer.get("data") or []]
                 cursor = ((meta.get("page") or {}).get("after")) or None
                 if cursor is None:

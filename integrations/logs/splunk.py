@@ -97,10 +97,13 @@ class SplunkLogSource(LogStore):
         try:
             for line in _lines(stream):
                 # One line of the export is one JSON document; the SDK's reader parses it (results, messages, preview).
-                for item in JSONResultsReader(io.BytesIO(line)):
+                reader = JSONResultsReader(io.BytesIO(line))
+                items = list(reader)
+                for item in items:
                     if isinstance(item, Message):
                         self._message(item, session)
-                    elif isinstance(item, dict):
+                    # A preview (a reporting search still running) is replaced by the final results that follow it.
+                    elif isinstance(item, dict) and not reader.is_preview:
                         batch.append(record_of(item))
                 if len(batch) >= BATCH:
                     yield batch
@@ -116,7 +119,7 @@ class SplunkLogSource(LogStore):
         kind, text = str(message.type).upper(), " ".join(str(message.message).split())[:300]
         if kind in ("FATAL", "ERROR"):
             raise SourceError(f"Splunk search at {self.url} failed: {text}")
-        if kind == "WARN":
+        if kind == "WARN" and f"Splunk: {text}" not in session.account.partial:
             session.account.partial.append(f"Splunk: {text}")
 
     def _service(self, timeout: float) -> Service:

@@ -66,6 +66,10 @@ class SplunkStandin:
     slow_after: int = 0
     # After the matching events, filler results without end: more than a test could read.
     endless: bool = False
+    # Messages streamed before the results (`{"messages": [{"type": "WARN", "text"}]}`), as for a search over a missing index.
+    warnings: list[str] = field(default_factory=list)
+    # A preview of the first result streamed before the results, as a reporting search still running sends one.
+    preview: bool = False
     _failures: list[tuple[int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     _sessions: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -181,6 +185,10 @@ class SplunkStandin:
                     return
 
             def _stream(self, chosen: list[SplunkEvent], end: float) -> None:
+                for text in standin.warnings:
+                    self.wfile.write(json.dumps({"preview": False, "messages": [{"type": "WARN", "text": text}]}).encode() + b"\n")
+                if standin.preview and chosen:
+                    self.wfile.write(json.dumps({"preview": True, "offset": 0, "result": _result(chosen[0], 0)}).encode() + b"\n")
                 offset = 0
                 while offset < len(chosen) or standin.endless:
                     if offset < len(chosen):

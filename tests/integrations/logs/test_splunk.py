@@ -130,6 +130,18 @@ def test_a_busy_search_head_and_a_rate_limit_are_waited_out(standin: SplunkStand
     assert len(standin.exports) == 3 and source.account.truncated is None
 
 
+def test_splunks_warnings_mark_the_read_partial_and_previews_are_not_counted(standin: SplunkStandin) -> None:
+    standin.events = _events(3)
+    standin.warnings = ["Search on most recent data has completed. Some indexes may be missing: index 'main_archive' does not exist."]
+    standin.preview = True
+    source = _source(standin)
+
+    events = list(source.events(*WINDOW))
+
+    assert [e.message for e in events] == [f"payment failed for order {i}" for i in range(3)]
+    assert source.account.partial == [f"Splunk: {standin.warnings[0]}"]
+
+
 def test_a_refused_token_becomes_one_degraded_entry(standin: SplunkStandin, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPLUNK_TOKEN", "expired-token")
     standin.events = _events(5)
