@@ -16,27 +16,16 @@ from core.degraded import Degradation
 from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
-from integrations.logs import datadog as datadog_logs
-from integrations.logs import files
-from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
-from integrations.notify import email, slack_channel, teams, webhook
-from integrations.logs import files, splunk
-from integrations.logs import files, kafka, splunk
-from integrations.logs import cloud_logging, files, kafka, splunk
 from integrations.logs import azure_monitor, cloud_logging, files, kafka, splunk
 from integrations.logs import datadog as datadog_logs
-from integrations.metrics import csv_file, datadog, grafana, newrelic, prometheus
+from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
+from integrations.notify import email, slack_channel, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
 from integrations.roles import BY_NAME, ROLES, Role
 from integrations.runbooks import folder
 
 KINDS: tuple[SourceKind[Any, Any], ...] = (
     files.KIND,
-    datadog_logs.KIND,
-    splunk.KIND,
-    kafka.KIND,
-    cloud_logging.KIND,
-    azure_monitor.KIND,
     git.KIND,
     deploys_file.KIND,
     github.KIND,
@@ -55,6 +44,11 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     kubernetes.KIND,
     kubernetes.LOGS_KIND,
     kubernetes.DEPLOYS_KIND,
+    datadog_logs.KIND,
+    splunk.KIND,
+    kafka.KIND,
+    cloud_logging.KIND,
+    azure_monitor.KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}
