@@ -13,13 +13,14 @@ resource type, the log name, the trace and the HTTP request fields are its label
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field
 
@@ -29,9 +30,6 @@ from integrations.logs.store import LogStore, Record, Session, StoreOptions
 from integrations.logs.store_fields import first_page, flat_labels, iso_utc, stated_line
 from integrations.plugin import SourceKind
 from integrations.remote_calls import RetryableError
-
-if TYPE_CHECKING:
-    from google.cloud.logging import Client
 
 MAX_PAGE = 1000
 # Keys a JSON payload states its level with; when none is there the entry's severity is added.
@@ -68,8 +66,6 @@ class CloudLoggingSource(LogStore):
         return f"({self.options.filter}) AND {window}" if self.options.filter.strip() else window
 
     def pages(self, start: datetime, end: datetime, session: Session) -> Iterator[list[Record]]:
-        from google.cloud.logging import ASCENDING
-
         client = self._client(session)
         where = f"Cloud Logging at {self.url} for project {self.options.project}"
         # Where a new listing resumes after a failed request: the last time read, and the entries read at that time.
@@ -83,7 +79,7 @@ class CloudLoggingSource(LogStore):
                     client.list_entries(
                         resource_names=[f"projects/{self.options.project}"],
                         filter_=self.window_filter(resume_at, end),
-                        order_by=ASCENDING,
+                        order_by="timestamp asc",
                         page_size=self.options.page_size,
                     )
                 )
@@ -107,12 +103,11 @@ class CloudLoggingSource(LogStore):
             if len(batch) < self.options.page_size:
                 return
 
-    def _client(self, session: Session) -> Client:
+    def _client(self, session: Session) -> Any:
         import google.auth
         from google.auth.credentials import AnonymousCredentials
         from google.auth.exceptions import DefaultCredentialsError
         from google.auth.transport.requests import AuthorizedSession
-        from google.cloud.logging import Client
 
         try:
             credentials = AnonymousCredentials() if self.options.anonymous else google.auth.default()[0]
@@ -129,7 +124,10 @@ class CloudLoggingSource(LogStore):
                 return super().request(method, url, *args, **kwargs)
 
         options = {"api_endpoint": self.url} if self.options.endpoint_url else None
-        return Client(
+        # Imported by name: mypy, once it follows google-cloud-logging's typed part of the `google.cloud` namespace,
+        # no longer sees the untyped google-cloud-storage beside it (integrations/artifacts/stores.py).
+        client_class = importlib.import_module("google.cloud.logging").Client
+        return client_class(
             project=self.options.project, credentials=credentials, _http=TimedSession(credentials), _use_grpc=False, client_options=options
         )
 
