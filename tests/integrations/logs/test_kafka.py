@@ -8,8 +8,11 @@ connects to them as to any cluster. The mock cannot look offsets up by time (it 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -156,6 +159,62 @@ def test_a_missing_topic_becomes_one_degraded_entry_naming_it(cluster: MockClust
     assert events == 0
     (reason,) = {d.reason for d in degraded if d.component == "logs:kafka" and "found no events" not in d.reason}
     assert "topic 'no-such-topic' cannot be read (Broker: Unknown topic or partition)" in reason
+
+
+class FlakyBootstrap:
+    """A loopback port in front of the mock cluster that refuses connections for its first seconds (a broker restarting)."""
+
+    def __init__(self, target: str, refuse_s: float) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.refuse_until = time.monotonic() + refuse_s
+        self.refused = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.refuse_until:
+                self.refused += 1
+                conn.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_brokers_that_do_not_answer_at_first_are_retried_then_read(cluster: MockCluster) -> None:
+    topic = _topic()
+    cluster.send(topic, _lines(30))
+    flaky = FlakyBootstrap(cluster.bootstrap, refuse_s=1.5)
+    try:
+        source = _source(cluster, topic, bootstrap_servers=flaky.address, timeout_s=1, deadline_s=10)
+
+        events = list(source.events(*WINDOW))
+    finally:
+        flaky.close()
+
+    assert len(events) == 30
+    assert flaky.refused >= 1
+    # The metadata request timed out once and was asked again: one call more than a read without trouble.
+    assert source.account.api_calls == 1 + 1 + 4 + 3
+    assert source.account.truncated is None
 
 
 def test_unreachable_brokers_are_retried_until_the_deadline_then_named(cluster: MockCluster) -> None:
