@@ -55,12 +55,11 @@ TIMED_IN_WINDOW = tuple(r for r in TIMED if r.ts is not None and START <= r.ts <
 
 @dataclass(frozen=True)
 class Stored:
-    """One entry as the store holds it: the stamp it searches by, the line as written, level and message apart."""
+    """One entry as the store holds it: the stamp it searches by, the line as written, and the level the store keeps apart."""
 
     at: datetime
     line: str
     level: str
-    message: str
 
 
 def json_line(record: LogRecord) -> str:
@@ -77,7 +76,7 @@ def stored(records: Sequence[LogRecord]) -> list[Stored]:
     for record in records:
         if record.ts is not None:
             arrived = max(arrived, record.ts)
-        entries.append(Stored(arrived, json_line(record), record.level, record.message))
+        entries.append(Stored(arrived, json_line(record), record.level))
     return entries
 
 
