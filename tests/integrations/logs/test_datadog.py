@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import tracemalloc
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -216,6 +217,24 @@ def test_a_second_read_of_the_same_window_comes_from_the_cache(standin: DatadogL
 
     assert len(list(again.events(*WINDOW))) == 25
     assert len(standin.searches) == 1 and again.account.cached_slices == 1
+
+
+def test_memory_stays_flat_with_the_number_of_logs_read(standin: DatadogLogsStandin) -> None:
+    def peak_reading(count: int) -> int:
+        standin.logs = _logs(count, every=timedelta(seconds=3600 / count))
+        source = _source(standin, page_size=500, cache_ttl_s=0)
+        tracemalloc.start()
+        try:
+            assert sum(1 for _ in source.events(*WINDOW)) == count
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak_reading(500)  # the client's modules and caches, loaded once
+    small, large = peak_reading(1000), peak_reading(8000)
+
+    # Eight times the logs, the same pages in memory: only the stand-in's sorted list of references grows.
+    assert large < small * 1.5 + 512 * 1024
 
 
 def test_the_site_sets_the_api_root_and_the_page_size_is_capped_at_datadogs_limit(keys: DatadogLogsStandin) -> None:
