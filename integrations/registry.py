@@ -16,7 +16,8 @@ from core.degraded import Degradation
 from integrations.code import deploys_file, git, github
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
-from integrations.logs import cloudwatch, elasticsearch, files, gcs, loki, opensearch, s3
+from integrations.logs import azure_monitor, cloud_logging, cloudwatch, elasticsearch, files, gcs, kafka, loki, opensearch, s3, splunk
+from integrations.logs import datadog as datadog_logs
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
 from integrations.plugin import SourceKind, SourceOptions
@@ -49,6 +50,11 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     cloudwatch.KIND,
     s3.KIND,
     gcs.KIND,
+    datadog_logs.KIND,
+    splunk.KIND,
+    kafka.KIND,
+    cloud_logging.KIND,
+    azure_monitor.KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}
