@@ -64,7 +64,36 @@ def loki_served(count: int, start: datetime, end: datetime) -> Iterator[dict[str
         server.stop()
 
 
-SERVERS: dict[str, Served] = {"loki": loki_served}
+@contextmanager
+def cloudwatch_served(count: int, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+    """moto in server mode holding `count` events in one log group, read through boto3's `filter_log_events`.
+
+    Events go in through moto's in-process backend (as the kind's tests seed them: CloudWatch refuses events older
+    than 14 days), in batches, across 10 streams as pods would write them.
+    """
+    if str(ROOT / "tests" / "standins") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests" / "standins"))
+    from standin_aws import REGION, MotoServer, seed_events
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": REGION}.items():
+        os.environ.setdefault(name, value)
+    first = int(start.timestamp() * 1000)
+    step = max(1, (int(end.timestamp() * 1000) - first) // count)
+    server = MotoServer().start()
+    try:
+        batch = 10_000
+        for offset in range(0, count, batch):
+            for stream in range(10):
+                ks = range(offset + stream, min(offset + batch, count), 10)
+                seed_events(
+                    "/bench/checkout", f"checkout-{stream}", ((first + k * step, event_line(k, (first + k * step) * 1_000_000)) for k in ks)
+                )
+        yield {"kind": "cloudwatch", "log_group": "/bench/checkout", "region": REGION, "endpoint_url": server.url, **BOUNDS}
+    finally:
+        server.stop()
+
+
+SERVERS: dict[str, Served] = {"loki": loki_served, "cloudwatch": cloudwatch_served}
 
 
 def measure(spec: dict[str, Any], start: datetime, end: datetime) -> dict[str, Any]:
