@@ -94,6 +94,7 @@ class DatadogLogSource(LogStore):
                 cursor = ((meta.get("page") or {}).get("after")) or None
                 if cursor is None:
                     return
+                session.follow(cursor)
 
     def _client(self) -> ApiClient:
         # The client is imported when a source reads, not when the registry lists kinds: it is a large package.

@@ -76,7 +76,9 @@ class LokiStore(LogStore):
             while cursor < stop:
                 params = {"query": self.query, "start": str(cursor), "end": str(stop), "limit": str(self.page_size), "direction": "forward"}
                 entries = session.call(lambda params=params: self._page(client, params, session.timeout()), what=f"{self.where}")  # type: ignore[misc]
-                fresh = [e for e in entries if not (e[0] == cursor and (e[1], e[3]) in seen_at_cursor)]
+                if entries and entries[-1][0] < cursor:
+                    raise SourceError(f"{self.where} answered entries from before the start it was asked for (a page loop?); stopped")
+                fresh = [e for e in entries if e[0] > cursor or (e[0] == cursor and (e[1], e[3]) not in seen_at_cursor)]
                 if fresh:
                     yield [Record(_time(ns), line, labels) for ns, line, labels, _ in fresh]
                 if len(entries) < self.page_size:

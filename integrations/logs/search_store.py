@@ -111,6 +111,7 @@ class SearchStore(LogStore):
                 after = hits[-1].get("sort")
                 if not after:
                     raise SourceError(f"{self.where} answered hits without sort values; search_after cannot page on")
+                session.follow(after)
         finally:
             # An unclosed PIT holds the cluster's resources until it expires: best effort, the read is over either way.
             with suppress(SourceError):

@@ -115,6 +115,14 @@ class Session:
         self.options = options
         self.account = account
         self.deadline = deadline
+        self._cursors: set[str] = set()
+
+    def follow(self, cursor: object) -> None:
+        """Note the cursor of the next page; SourceError when the store gave it before (a page loop would read for ever)."""
+        key = repr(cursor)
+        if key in self._cursors:
+            raise SourceError(f"the store returned a page cursor it had returned before ({key[:40]}); stopped to avoid reading in a loop")
+        self._cursors.add(key)
 
     def timeout(self) -> float:
         """The wait one request may take now: its own timeout, or less when the deadline is near."""
