@@ -40,7 +40,7 @@ from core.settings import get_settings
 from integrations.catalog import get_catalog
 from integrations.errors import SourceError
 from integrations.notify.base import OpsNotice, OpsNotifier
-from integrations.registry import BuiltSource, ServiceSources, build_specs
+from integrations.registry import BuiltSource, ServiceSources, build_ops_targets
 from integrations.remote_calls import RetryableError
 from integrations.roles import NOTIFY, ROLES
 
@@ -87,9 +87,7 @@ def ops_targets() -> dict[str, BuiltSource]:
     except CatalogError as exc:
         log.warning("ops_targets_unreadable", reason=redact_text(str(exc).splitlines()[0]))
         return {}
-    if not catalog.defaults.ops_notify:
-        return {}
-    built = build_specs({NOTIFY.name: catalog.defaults.ops_notify}, catalog.base_dir)
+    built = build_ops_targets(catalog)
     for error in built.errors:
         log.warning("ops_target_not_built", target=error.component, reason=redact_text(error.reason))
     return {target_key(entry): entry for entry in built.entries(NOTIFY) if isinstance(entry.source, OpsNotifier)}
