@@ -100,7 +100,8 @@ def raise_alert(alert: OpsAlert, *, send_now: bool = False) -> str:
     """
     settings = get_settings()
     at = datetime.now(UTC)
-    notice_id = f"ops-{_digest(alert.signal + alert.subject)}-{int(at.timestamp())}"
+    # Job ids are global to the Redis: the queue name keeps two deployments' alerts of one second apart.
+    notice_id = f"ops-{_digest(settings.queue_name + alert.signal + alert.subject)}-{int(at.timestamp())}"
     try:
         redis = get_redis()
         first = redis.set(_key("alert", alert.signal, _digest(alert.subject)), notice_id, nx=True, ex=settings.ops_alert_period_s)
