@@ -304,3 +304,17 @@ def test_ops_targets_are_checked_like_any_notify_target(tmp_path: Path) -> None:
     problems = "\n".join(caught.value.problems)
     assert ":3: defaults.ops_notify.0.urll: unknown option 'urll' for a 'webhook' source (did you mean 'url'?)" in problems
     assert ":4: defaults.ops_notify.1.kind: unknown notify source kind 'pagerduty'" in problems
+
+
+def test_the_commented_ops_notify_example_in_services_example_yaml_is_valid(tmp_path: Path) -> None:
+    # Commented out there (the example is the offline demo, which should post nowhere), so checked here.
+    lines = (REPO / "services.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("  # ops_notify:")
+    block = [lines[start], lines[start + 1]]
+    assert block[1].startswith("  #   - {kind: ")
+    path = tmp_path / "services.yaml"
+    path.write_text("defaults:\n" + "\n".join(line.replace("# ", "", 1) for line in block) + "\nservices: {}\n", encoding="utf-8")
+
+    catalog = load_checked_catalog(path)
+
+    assert [spec.kind for spec in catalog.defaults.ops_notify] == ["slack"]
