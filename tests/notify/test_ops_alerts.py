@@ -29,14 +29,15 @@ from agents.report import Degraded
 from agents.worker import _sweep_once
 from core.alert import Alert
 from core.catalog import CatalogError
-from core.metrics import FleetCollector, resume_mirroring
+from core.metrics import REGISTRY, FleetCollector, resume_mirroring
 from core.models import Investigation, Source, Status
 from core.queue import enqueue
-from core.runtime import get_redis, get_store
+from core.runtime import get_redis, get_store, reset_runtime
 from core.settings import reset_settings
 from integrations.catalog import get_catalog, load_checked_catalog
 from tests.conftest import REDIS_URL
 from tests.standins.loopback import free_port
+from web.observability import WebMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "checkout-discount-crash"
@@ -130,6 +131,7 @@ def test_a_job_that_fails_for_good_is_sent_once_per_period_and_counted(ops: Rece
     assert counted("ops_alerts_total", signal="job_failed", outcome="raised") == 1
     assert counted("ops_alerts_total", signal="job_failed", outcome="deduplicated") == 1
     assert counted("ops_alert_deliveries_total", signal="job_failed", outcome="sent") == 1
+    assert b'ir_ops_alerts_total{outcome="raised",signal="job_failed"} 1.0' in WebMetrics().exposition()
 
 
 def test_a_retried_delivery_job_keeps_its_webhook_id(ops: Receiver, app_env: dict[str, str]) -> None:
@@ -318,3 +320,17 @@ def test_the_commented_ops_notify_example_in_services_example_yaml_is_valid(tmp_
     catalog = load_checked_catalog(path)
 
     assert [spec.kind for spec in catalog.defaults.ops_notify] == ["slack"]
+
+
+def test_without_redis_an_alert_is_logged_and_counted_here_never_sent(ops: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    reset_settings()
+    reset_runtime()
+    before = REGISTRY.get_sample_value("ops_alerts_total", {"signal": "job_failed", "outcome": "unchecked"}) or 0.0
+    try:
+        outcome = ops_alerts.investigation_failed("inv_no_redis", "checkout", "boom")
+    finally:
+        resume_mirroring()
+
+    assert outcome == "unchecked" and ops.received == []
+    assert REGISTRY.get_sample_value("ops_alerts_total", {"signal": "job_failed", "outcome": "unchecked"}) == before + 1
