@@ -16,9 +16,12 @@ for _key, _value in {
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Annotated, Any, NoReturn  # noqa: E402
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn  # noqa: E402
 
 import typer  # noqa: E402
+
+if TYPE_CHECKING:
+    from integrations.health import CheckResult
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Incident Responder: investigate alerts from logs, changes, metrics and runbooks."
@@ -346,7 +349,7 @@ def sources_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--js
 @sources_app.command("check")
 def sources_check(service: Annotated[str | None, typer.Argument(help="One service; all when omitted.")] = None) -> None:
     """Build each source of the catalog's services and ask it whether it answers; exit 1 when one does not."""
-    from integrations.health import check_service
+    from integrations.health import check_ops_targets, check_service
 
     _setup(stderr_logs=False)
     catalog = _catalog()
@@ -356,13 +359,18 @@ def sources_check(service: Annotated[str | None, typer.Argument(help="One servic
         if resolved is None:
             _fail(f"unknown service '{service}'; known: {', '.join(names) or 'none (set SERVICES_FILE)'}")
         names = [resolved]
-    failed = 0
-    for name in names:
-        for result in check_service(catalog, name):
-            failed += not result.ok
-            mark = "ok  " if result.ok else "FAIL"
-            typer.echo(f"{mark} {name} {result.label}: {result.detail}")
+    failed = sum(_echo_checks(name, check_service(catalog, name)) for name in names)
+    if service is None:
+        failed += _echo_checks("defaults.ops_notify", check_ops_targets(catalog))
     raise typer.Exit(1 if failed else 0)
+
+
+def _echo_checks(name: str, results: list[CheckResult]) -> int:
+    """Print one line per result; the number that failed."""
+    for result in results:
+        mark = "ok  " if result.ok else "FAIL"
+        typer.echo(f"{mark} {name} {result.label}: {result.detail}")
+    return sum(not result.ok for result in results)
 
 
 @catalog_app.command("check")

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from agents import artifacts, history, notify
+from agents import artifacts, history, notify, ops_alerts
 from agents.flows import settle_followers
 from agents.pipeline import investigate as run_pipeline
 from core.alert import Alert
@@ -60,12 +60,13 @@ def investigate(investigation_id: str) -> dict[str, Any]:
         store.set_status(investigation_id, Status.gathering)
         progress = _progress(investigation_id)
         alert = Alert.model_validate(row.alert)
+        sources = _sources_for(row)
         report = run_pipeline(
             alert=alert,
             service=row.service,
             window_start=row.window_start,
             window_end=row.window_end,
-            sources=_sources_for(row),
+            sources=sources,
             investigation_id=investigation_id,
             progress=_StageTracker(investigation_id, progress),
         )
@@ -84,6 +85,7 @@ def investigate(investigation_id: str) -> dict[str, Any]:
         index_investigation(investigation_id)
         artifacts.keep_report(store.require(investigation_id))
         notify.fan_out(investigation_id)
+        ops_alerts.record_source_runs(row.service, ops_alerts.source_labels(sources), report.degraded, investigation_id)
         return document
     finally:
         unbind_investigation()
@@ -113,6 +115,7 @@ def mark_failed(investigation_id: str, reason: str) -> None:
     store.set_status(investigation_id, Status.failed, error=reason)
     _progress(investigation_id)("failed", f"Investigation failed: {reason}", milestone=True, status=Status.failed.value)
     settle_followers(investigation_id)
+    ops_alerts.investigation_failed(investigation_id, row.service, reason)
 
 
 def on_investigation_failure(

@@ -13,6 +13,7 @@ from agents import artifacts
 from agents.crew.env import preload_crewai
 from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
+from agents.ops_alerts import check_queue
 from core.queue import get_queue
 from core.runtime import get_redis
 from core.settings import get_settings
@@ -45,6 +46,10 @@ def _sweep_once(waiting_for: timedelta) -> None:
             log.info("sweep", reaped=reaped, requeued=requeued, pruned_reports=pruned)
     except Exception:  # a failed sweep is retried at the next one; the log has the cause
         log.exception("sweep_failed")
+    try:
+        check_queue(get_redis())
+    except Exception:  # the same: the next sweep looks again
+        log.exception("queue_check_failed")
 
 
 def run_worker(*, burst: bool = False) -> None:

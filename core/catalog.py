@@ -84,6 +84,8 @@ class Defaults(BaseModel):
     after: str = "15m"
     # Who is told of a finished report when a service lists no `notify` of its own.
     notify: list[SourceSpec] = Field(default_factory=list)
+    # Who is told of the responder's own trouble (failed jobs, failing sources, the LLM breaker, a backed-up queue).
+    ops_notify: list[SourceSpec] = Field(default_factory=list)
 
     @field_validator("lookback", "after")
     @classmethod
@@ -186,11 +188,12 @@ def _source_problems(data: dict[str, Any], check_source: SourceCheck) -> list[tu
     """
     problems: list[tuple[Location, str]] = []
     defaults = data.get("defaults")
-    notify = defaults.get("notify") if isinstance(defaults, dict) else None
-    for index, entry in enumerate(notify if isinstance(notify, list) else ()):
-        if isinstance(entry, dict) and isinstance(entry.get("kind"), str):
-            spec = SourceSpec.model_validate(entry)
-            problems.extend((("defaults", "notify", index, *loc), message) for loc, message in check_source("notify", spec))
+    for key in ("notify", "ops_notify"):
+        notify = defaults.get(key) if isinstance(defaults, dict) else None
+        for index, entry in enumerate(notify if isinstance(notify, list) else ()):
+            if isinstance(entry, dict) and isinstance(entry.get("kind"), str):
+                spec = SourceSpec.model_validate(entry)
+                problems.extend((("defaults", key, index, *loc), message) for loc, message in check_source("notify", spec))
     services = data.get("services")
     for name, service in services.items() if isinstance(services, dict) else ():
         for role in ROLE_NAMES:

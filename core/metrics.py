@@ -33,6 +33,11 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "integration_errors_total": ("Evidence source failures by source", ("source",)),
     "investigations_started_total": ("Investigations started by source", ("source",)),
     "source_cache_total": ("Reads of the source cache by source kind and outcome (hit, miss)", ("kind", "outcome")),
+    "ops_alerts_total": (
+        "The responder's own trouble by signal and outcome (raised, deduplicated, unchecked: Redis did not answer)",
+        ("signal", "outcome"),
+    ),
+    "ops_alert_deliveries_total": ("Ops alerts delivered to a target by signal and outcome (sent, failed)", ("signal", "outcome")),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
     "stage_duration_seconds": ("Time spent in each investigation stage", ("stage",), (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)),

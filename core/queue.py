@@ -69,6 +69,7 @@ def enqueue(
     retries: int | None = None,
     on_failure: str | None = None,
     description: str | None = None,
+    at_front: bool = False,
 ) -> Enqueued:
     """Put a job on the queue; raise AlreadyQueued for a live duplicate id, QueueUnavailable when Redis is down."""
     settings = get_settings()
@@ -91,6 +92,7 @@ def enqueue(
                 failure_ttl=7 * 86400,
                 description=description,
                 meta={META_KEY: current_carrier()},
+                at_front=at_front,
             )
         except BaseException:
             if lock is not None:

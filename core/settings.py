@@ -47,6 +47,20 @@ class Settings(BaseSettings):
         120.0, description="Longest time spent reading one log source; the evidence covers what was read by then."
     )
     services_file: Path | None = Field(None, description="Service catalog YAML (see services.example.yaml).")
+    ops_alert_period_s: int = Field(
+        3600, gt=0, description="An ops alert (catalog defaults.ops_notify) is sent once per this period for the same signal and subject."
+    )
+    ops_source_failures: int = Field(
+        3,
+        ge=0,
+        description="An ops alert is sent when a source failed (a degraded entry names it) this many investigations in a row (0: never).",
+    )
+    ops_queue_depth: int = Field(
+        100, ge=0, description="A worker's sweep sends an ops alert when this many jobs wait in the queue (0: never)."
+    )
+    ops_queue_age_s: float = Field(
+        600.0, ge=0, description="A worker's sweep sends an ops alert when the oldest waiting job has waited this long (0: never)."
+    )
     public_url: str = Field("http://127.0.0.1:8000", description="Base URL of the web process, for links in Slack and Jira.")
 
     slack_bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-...).")

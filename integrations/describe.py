@@ -117,4 +117,8 @@ def _defaults_schema(notify: dict[str, Any]) -> dict[str, Any]:
     schema.pop("title", None)
     # The same notify kinds as under a service, checked against their options the same way.
     schema["properties"]["notify"] = {**notify, "description": "who is told of a finished report when a service lists no notify"}
+    schema["properties"]["ops_notify"] = {
+        **notify,
+        "description": "who is told of the responder's own trouble: failed jobs, failing sources, the LLM breaker, a backed-up queue",
+    }
     return {**schema, "additionalProperties": False}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from core.catalog import Catalog
 from core.redaction import redact_text
 from integrations.errors import SourceError
-from integrations.registry import BuiltSource, build_sources
+from integrations.registry import BuiltSource, ServiceSources, build_ops_targets, build_sources
 from integrations.roles import ROLES
 
 CHECK_DEADLINE_S = 20.0
@@ -24,8 +24,15 @@ class CheckResult:
 
 def check_service(catalog: Catalog, name: str, deadline_s: float = CHECK_DEADLINE_S) -> list[CheckResult]:
     """One result per source of `name`: built and answering, or why not (redacted: it may quote a URL with credentials)."""
-    spec = catalog.services[name]
-    built = build_sources(catalog, spec)
+    return _check_built(build_sources(catalog, catalog.services[name]), deadline_s)
+
+
+def check_ops_targets(catalog: Catalog, deadline_s: float = CHECK_DEADLINE_S) -> list[CheckResult]:
+    """One result per ops target (`defaults.ops_notify`), checked without sending anything."""
+    return _check_built(build_ops_targets(catalog), deadline_s)
+
+
+def _check_built(built: ServiceSources, deadline_s: float) -> list[CheckResult]:
     results = [CheckResult(d.component, False, redact_text(d.reason)) for d in built.errors]
     # Not a `with` block: a source that hangs must not hold the command past its deadline.
     pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="source-check")

@@ -138,6 +138,11 @@ def build_sources(catalog: Catalog, service: ServiceSpec) -> ServiceSources:
     return build_specs(specs, catalog.base_dir)
 
 
+def build_ops_targets(catalog: Catalog) -> ServiceSources:
+    """The deployment's ops targets (`defaults.ops_notify`): notify kinds, built as a service's are."""
+    return build_specs({"notify": catalog.defaults.ops_notify}, catalog.base_dir)
+
+
 def build_specs(specs: dict[str, list[SourceSpec]], base_dir: Path) -> ServiceSources:
     built = ServiceSources()
     for role in ROLES:

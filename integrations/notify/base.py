@@ -9,7 +9,8 @@ with backoff, so a failing target never holds the report or the other targets.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,32 @@ class Notice:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class OpsNotice:
+    """The responder's own trouble (a job failed for good, a source failing run after run, the LLM breaker open,
+    the queue backing up), told to the people who run it: a title, a few lines, and where to look."""
+
+    signal: str
+    subject: str
+    title: str
+    text: str
+    link: str
+    at: datetime
+    # Stable per alert and target, as Notice.delivery_id: a repeat after a retried job is recognisable.
+    delivery_id: str
+
+    def summary_json(self) -> dict[str, Any]:
+        return {
+            "type": "responder.ops_alert",
+            "signal": self.signal,
+            "subject": self.subject,
+            "title": self.title,
+            "text": self.text,
+            "link": self.link,
+            "at": self.at.isoformat(),
+        }
+
+
 class Notifier(Protocol):
     name: str
 
@@ -58,3 +85,10 @@ class Notifier(Protocol):
         ...
 
     def send(self, notice: Notice) -> None: ...
+
+
+@runtime_checkable
+class OpsNotifier(Protocol):
+    """A notifier that can also carry an ops notice (every notify kind can): the ops targets of `defaults.ops_notify`."""
+
+    def send_ops(self, notice: OpsNotice) -> None: ...

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from integrations import roles
 from integrations.errors import SourceError
-from integrations.notify.base import Notice
+from integrations.notify.base import Notice, OpsNotice
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
 from integrations.remote_calls import RetryableError
 
@@ -56,8 +56,21 @@ class EmailNotifier:
         message.add_alternative(notice.html, subtype="html")
         return message
 
+    def ops_message(self, notice: OpsNotice) -> EmailMessage:
+        message = EmailMessage()
+        message["Subject"] = f"[incident-responder] {notice.title}"[:250]
+        message["From"] = self.options.sender
+        message["To"] = ", ".join(self.options.to)
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = f"<{notice.delivery_id}@{self.options.sender.rpartition('@')[2] or 'incident-responder'}>"
+        message.set_content(f"{notice.text}\n\n{notice.link}\n")
+        return message
+
     def send(self, notice: Notice) -> None:
         self._session(lambda client: client.send_message(self.message(notice)))
+
+    def send_ops(self, notice: OpsNotice) -> None:
+        self._session(lambda client: client.send_message(self.ops_message(notice)))
 
     def check(self) -> str:
         self._session(lambda client: client.noop())

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from integrations import roles
 from integrations.errors import SourceError
-from integrations.notify.base import Notice
+from integrations.notify.base import Notice, OpsNotice
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
 from integrations.remote_calls import RetryableError
 
@@ -39,15 +39,20 @@ class SlackChannelNotifier:
         return WebClient(token=self._token.get_secret_value(), base_url=self.api_url, timeout=10)
 
     def send(self, notice: Notice) -> None:
-        from slack_sdk.errors import SlackApiError
-
-        client = self.client()
         cause = f"{notice.category.replace('_', ' ')} ({notice.confidence:.0%})"
         text = f"*{notice.service}*: {notice.title}\n{cause}: {notice.summary}\n<{notice.report_url}|Full report>"
         if notice.thread_url:
             text += f" · <{notice.thread_url}|thread>"
+        self._post(text)
+
+    def send_ops(self, notice: OpsNotice) -> None:
+        self._post(f":rotating_light: *{notice.title}*\n{notice.text}\n<{notice.link}|Open>")
+
+    def _post(self, text: str) -> None:
+        from slack_sdk.errors import SlackApiError
+
         try:
-            client.chat_postMessage(channel=self.options.channel, text=text, unfurl_links=False)
+            self.client().chat_postMessage(channel=self.options.channel, text=text, unfurl_links=False)
         except SlackApiError as exc:
             error = str(exc.response.get("error") or exc.response.status_code)
             if exc.response.status_code == 429 or exc.response.status_code >= 500:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from integrations import roles
 from integrations.errors import SourceError
-from integrations.notify.base import Notice
+from integrations.notify.base import Notice, OpsNotice
 from integrations.notify.webhook import _retry_after
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
 from integrations.remote_calls import RetryableError
@@ -42,6 +42,20 @@ def adaptive_card(notice: Notice) -> dict[str, Any]:
     actions = [{"type": "Action.OpenUrl", "title": "Open the report", "url": notice.report_url}]
     if notice.thread_url:
         actions.append({"type": "Action.OpenUrl", "title": "Slack thread", "url": notice.thread_url})
+    return _message(body, actions)
+
+
+def ops_card(notice: OpsNotice) -> dict[str, Any]:
+    """The responder's own trouble as a card: what happened, and a link to look further."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": notice.title, "wrap": True, "color": "Attention"},
+        {"type": "TextBlock", "text": notice.text, "wrap": True},
+        {"type": "FactSet", "facts": [{"title": "Signal", "value": notice.signal}, {"title": "About", "value": notice.subject}]},
+    ]
+    return _message(body, [{"type": "Action.OpenUrl", "title": "Open", "url": notice.link}])
+
+
+def _message(body: list[dict[str, Any]], actions: list[dict[str, Any]]) -> dict[str, Any]:
     card = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -68,9 +82,15 @@ class TeamsNotifier:
         return str(httpx.URL(self._url.get_secret_value()).copy_with(query=None, userinfo=b""))
 
     def send(self, notice: Notice) -> None:
+        self._post(adaptive_card(notice))
+
+    def send_ops(self, notice: OpsNotice) -> None:
+        self._post(ops_card(notice))
+
+    def _post(self, message: dict[str, Any]) -> None:
         try:
             with httpx.Client(timeout=self.options.timeout_s, transport=self._transport) as client:
-                response = client.post(self._url.get_secret_value(), json=adaptive_card(notice))
+                response = client.post(self._url.get_secret_value(), json=message)
         except httpx.HTTPError as exc:
             raise RetryableError(f"{self.target} did not answer: {type(exc).__name__}") from None
         if response.status_code == 429 or response.status_code >= 500:

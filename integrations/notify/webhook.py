@@ -14,13 +14,14 @@ import hmac
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import Field
 
 from integrations import roles
 from integrations.errors import SourceError
-from integrations.notify.base import Notice
+from integrations.notify.base import Notice, OpsNotice
 from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
 from integrations.remote_calls import RetryableError
 
@@ -50,9 +51,14 @@ class WebhookNotifier:
         return httpx.URL(self.options.url).copy_with(query=None, userinfo=b"").__str__()
 
     def send(self, notice: Notice) -> None:
-        body = json.dumps(notice.summary_json(), separators=(",", ":")).encode()
+        self._post(notice.summary_json(), notice.delivery_id or f"msg_{notice.investigation_id}")
+
+    def send_ops(self, notice: OpsNotice) -> None:
+        self._post(notice.summary_json(), notice.delivery_id)
+
+    def _post(self, payload: dict[str, Any], message_id: str) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
         timestamp = int(time.time())
-        message_id = notice.delivery_id or f"msg_{notice.investigation_id}"
         headers = {"content-type": "application/json", "webhook-id": message_id, "webhook-timestamp": str(timestamp)}
         if self._secret is not None:
             headers["webhook-signature"] = sign(self._secret.get_secret_value(), message_id, timestamp, body)

@@ -46,7 +46,7 @@ from integrations.logs.base import LogEvent, LogSource
 from integrations.logs.capabilities import SplittableLogSource
 from integrations.logs.parsing import MAX_LINE
 from integrations.metrics.base import MetricSource, Series
-from integrations.notify.base import Notice
+from integrations.notify.base import Notice, OpsNotice, OpsNotifier
 from integrations.plugin import SourceKind
 from integrations.registry import build_specs
 from integrations.runbooks.base import RunbookSource
@@ -737,6 +737,15 @@ NOTICE: Final = Notice(
     actions=("Roll back release 2.4",),
     delivery_id="dlv_inv_contract01_target",
 )
+OPS_NOTICE: Final = OpsNotice(
+    signal="queue_backlog",
+    subject="investigations",
+    title="The job queue investigations is backing up",
+    text="140 jobs waiting (alert at 100); the oldest has waited 900 s (alert at 600 s).",
+    link="http://ir.test/",
+    at=datetime(2026, 3, 10, 13, 40, tzinfo=UTC),
+    delivery_id="ops-0123456789abcdef-1773150000-target",
+)
 
 # What a notifier's receiver took, one text per delivery (a request body, a mail), for the contract to read.
 Delivered = Callable[[], list[str]]
@@ -773,6 +782,17 @@ class NotifierContract(_SourceContract):
 
         assert isinstance(source.target, str) and source.target
         assert SECRET not in source.target
+
+    def test_an_ops_notice_reaches_its_target_once_with_its_title_and_link(
+        self, make_source: Callable[[], Options], delivered: Delivered, tmp_path: Path
+    ) -> None:
+        source = build(self.kind, make_source(), tmp_path)
+        assert isinstance(source, OpsNotifier), "every notify kind can be an ops target (defaults.ops_notify)"
+
+        source.send_ops(OPS_NOTICE)
+
+        [text] = delivered()
+        assert OPS_NOTICE.title in text and OPS_NOTICE.link in text
 
 
 class InfraSourceContract(_SourceContract):

@@ -158,6 +158,28 @@ def test_sources_check_of_healthy_sources_exits_0(tmp_path: Path) -> None:
     assert done.stdout.splitlines() == ["ok   x runbooks:runbooks_dir: 0 runbooks"]
 
 
+def test_sources_check_also_asks_the_ops_targets_without_sending_them_anything(tmp_path: Path) -> None:
+    (tmp_path / "runbooks").mkdir()
+    down = free_port()
+    services = tmp_path / "services.yaml"
+    services.write_text(
+        "defaults:\n  ops_notify:\n"
+        f"    - {{kind: webhook, name: ops-hook, url: 'http://127.0.0.1:{down}/ops', timeout_s: 2}}\n"
+        "services:\n  x:\n    runbooks:\n      - {kind: runbooks_dir, path: runbooks}\n"
+    )
+
+    done = run("sources", "check", tmp_path=tmp_path, services=services)
+    one_service = run("sources", "check", "x", tmp_path=tmp_path, services=services)
+
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        "ok   x runbooks:runbooks_dir: 0 runbooks",
+        f"FAIL defaults.ops_notify notify:ops-hook: http://127.0.0.1:{down}/ops did not answer: ConnectError",
+    ]
+    # Asked about one service, it answers about that service only.
+    assert one_service.returncode == 0 and one_service.stdout.splitlines() == ["ok   x runbooks:runbooks_dir: 0 runbooks"]
+
+
 def test_sources_check_of_an_unknown_service_exits_2(tmp_path: Path) -> None:
     services = tmp_path / "services.yaml"
     services.write_text("services:\n  checkout: {}\n")
