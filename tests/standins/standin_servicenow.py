@@ -26,6 +26,11 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 from loopback import LoopbackServer
 
+UNAUTHENTICATED = {"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"}, "status": "failure"}
+NO_RECORD = {
+    "error": {"message": "No Record found", "detail": "Record doesn't exist or ACL restricts the record retrieval"},
+    "status": "failure",
+}
 REFERENCES = {"cmdb_ci": "cmdb_ci", "assignment_group": "sys_user_group", "assigned_to": "sys_user"}
 
 
@@ -161,7 +166,7 @@ class ServiceNowStandin:
             if self._failures:
                 return self._failures.pop(0)
         if not self._authorized(request.headers):
-            return 401, {}, {"error": {"message": "User Not Authenticated", "detail": "Required to provide Auth information"}, "status": "failure"}
+            return 401, {}, UNAUTHENTICATED
         parts = request.path.strip("/").split("/")
         if parts[:3] != ["api", "now", "table"] or len(parts) < 4:
             return 400, {}, {"error": {"message": "Requested URI does not represent any resource", "detail": None}, "status": "failure"}
@@ -179,7 +184,7 @@ class ServiceNowStandin:
             if request.method == "PATCH" and len(parts) == 5:
                 row = next((r for r in self.tables.get(table, []) if r["sys_id"] == parts[4]), None)
                 if row is None:
-                    return 404, {}, {"error": {"message": "No Record found", "detail": "Record doesn't exist or ACL restricts the record retrieval"}, "status": "failure"}
+                    return 404, {}, NO_RECORD
                 fields = dict(request.body or {})
                 notes = fields.pop("work_notes", None)
                 row.update(fields)

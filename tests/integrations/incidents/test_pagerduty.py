@@ -35,7 +35,10 @@ def tool(pd: PagerDutyStandin, *, from_email: str | None = FROM, token: str | No
 def test_read_returns_incident_alert_details_and_timeline_in_utc(pd: PagerDutyStandin) -> None:
     pd.add_alert(
         "Q1CHECKOUT",
-        details={"query": 'rate(http_requests_total{status=~"5.."}[5m]) > 0.05', "labels": {"pod": "checkout-7d9f-abcde", "namespace": "shop"}},
+        details={
+            "query": 'rate(http_requests_total{status=~"5.."}[5m]) > 0.05',
+            "labels": {"pod": "checkout-7d9f-abcde", "namespace": "shop"},
+        },
         cef={"source_origin": "node-17.prod"},
     )
     pd.add_alert("Q1CHECKOUT", details="free-text body from an e-mail integration")
@@ -45,7 +48,13 @@ def test_read_returns_incident_alert_details_and_timeline_in_utc(pd: PagerDutySt
 
     facts = tool(pd).read("Q1CHECKOUT", deadline_s=10)
 
-    assert (facts.tool, facts.key, facts.service, facts.urgency, facts.priority) == ("pagerduty", "Q1CHECKOUT", "Checkout API", "high", "P1")
+    assert (facts.tool, facts.key, facts.service, facts.urgency, facts.priority) == (
+        "pagerduty",
+        "Q1CHECKOUT",
+        "Checkout API",
+        "high",
+        "P1",
+    )
     assert facts.assignees == ("Ada Lovelace",)
     assert facts.opened_at == datetime(2026, 12, 6, 2, 40, tzinfo=UTC)
     assert facts.details["query"].startswith("rate(http_requests_total")
@@ -139,7 +148,9 @@ def test_number_resolves_to_incident_and_service(pd: PagerDutyStandin) -> None:
 
 
 def test_note_is_added_once_with_the_from_header(pd: PagerDutyStandin) -> None:
-    note = Note(summary="bad deploy a1b2c3d (80% confidence)", report_url="http://ir/investigations/inv_1", marker="incident-responder:inv_1")
+    note = Note(
+        summary="bad deploy a1b2c3d (80% confidence)", report_url="http://ir/investigations/inv_1", marker="incident-responder:inv_1"
+    )
     writer = tool(pd)
     assert writer.add_note("Q1CHECKOUT", note) is True
     assert writer.add_note("Q1CHECKOUT", note) is False

@@ -73,7 +73,13 @@ def test_work_note_is_added_once_and_found_across_link_pages(sn: ServiceNowStand
     incident = sn.tables["incident"][0]
     # Other people's notes before ours: the marker search pages along the Link header.
     for n in range(250):
-        sn.add("sys_journal_field", element_id=incident["sys_id"], element="work_notes", name="incident", value=f"see incident-responder:inv_x {n}")
+        sn.add(
+            "sys_journal_field",
+            element_id=incident["sys_id"],
+            element="work_notes",
+            name="incident",
+            value=f"see incident-responder:inv_x {n}",
+        )
     note = Note(summary="bad deploy", report_url="http://ir/investigations/inv_1", marker="incident-responder:inv_1")
     tool = basic(sn)
     assert tool.add_note("INC0012345", note) is True
@@ -113,4 +119,7 @@ def test_numbers_in_alerts_and_settings() -> None:
     assert tool.incident_key({"title": "Checkout down", "details": {"ticket": "see INC0012345"}}) == "INC0012345"
     assert tool.incident_key({"title": "Checkout down", "summary": "INC123 is too short"}) is None
     assert servicenow.from_settings(Settings(servicenow_url="https://acme.service-now.com")) is None
-    assert servicenow.from_settings(Settings(servicenow_url="https://a.service-now.com", servicenow_user="u", servicenow_password="p")) is not None
+    assert (
+        servicenow.from_settings(Settings(servicenow_url="https://a.service-now.com", servicenow_user="u", servicenow_password="p"))
+        is not None
+    )
