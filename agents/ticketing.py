@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any, cast
 
@@ -30,7 +30,7 @@ from core.redaction import redact_text
 from core.runtime import get_redis, get_store
 from core.settings import Settings, get_settings
 from integrations.incidents.base import Capability, IncidentFacts, Note, NoteWriter, TrackerError
-from integrations.incidents.trackers import configured_tool, note_writers, readers, tracker
+from integrations.incidents.trackers import button_trackers, configured_tool, label_of, note_writers, readers, tracker
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +38,8 @@ ADD_NOTE = "agents.ticketing.add_note"
 CREATE_INCIDENT = "agents.ticketing.create_incident"
 NOTE = "note"
 CREATE = "create"
+# The progress stage of writes to incident tools; the Slack poster answers "create" ones in the thread.
+STAGE = "ticket"
 RETRIES = 3
 SUMMARY_MAX = 2000
 # ServiceNow urgency from the alert's: 1 high, 3 low.
@@ -66,9 +68,13 @@ def enrich(row: Investigation, settings: Settings | None = None) -> tuple[Alert,
         tools = readers(settings)
     except TrackerError as exc:
         return alert, [Degradation("incident tools", str(exc))]
+    already = (row.alert.get("details") or {}).get(INCIDENT_TOOLS) or {}
     for tool in tools:
         key = tool.incident_key(row.alert)
         if key is None:
+            continue
+        if tool.name in already and not already[tool.name].get("missing"):
+            # Read in full when the investigation was asked for (`/investigate <incident link>`).
             continue
         try:
             facts = tool.read(key, deadline_s=settings.incident_read_deadline_s)
@@ -94,6 +100,34 @@ def enrich(row: Investigation, settings: Settings | None = None) -> tuple[Alert,
     return alert, degraded
 
 
+class IncidentNotRead(Exception):
+    """A tool recognised the incident but could not read it; the message says why."""
+
+
+def incident_named(word: str, settings: Settings | None = None) -> IncidentFacts | None:
+    """The incident a word of `/investigate` names (a PagerDuty link or #number, a ServiceNow INC number), read in full.
+
+    None when no configured tool recognises the word; raises IncidentNotRead when one does but cannot read it.
+    """
+    settings = settings or get_settings()
+    try:
+        for tool in readers(settings):
+            key = tool.ref_in(word)
+            if key is not None:
+                return tool.read(key, deadline_s=settings.incident_read_deadline_s)
+    except TrackerError as exc:
+        raise IncidentNotRead(redact_text(str(exc))) from None
+    return None
+
+
+def names_incident(word: str, settings: Settings | None = None) -> bool:
+    """Whether a configured tool recognises `word` as one of its incidents (no call is made)."""
+    try:
+        return any(tool.ref_in(word) is not None for tool in readers(settings or get_settings()))
+    except TrackerError:
+        return False
+
+
 def with_facts(alert: Alert, found: list[IncidentFacts]) -> Alert:
     """The alert plus the tools' facts: their details as alert details (what the alert said first wins)."""
     details: dict[str, Any] = dict(alert.details)
@@ -106,6 +140,7 @@ def with_facts(alert: Alert, found: list[IncidentFacts]) -> Alert:
             "url": facts.url,
             "title": facts.title,
             "service": facts.service,
+            "service_id": facts.service_id,
             "urgency": facts.urgency,
             "priority": facts.priority,
             "assignees": list(facts.assignees),
@@ -209,13 +244,44 @@ def add_note(investigation_id: str, tool_name: str) -> str:
             return "failed"
         store.set_ticket_action(investigation_id, tool_name, NOTE, status="done", error=None, key=claim.target)
         if added:
-            _progress(investigation_id)(tool_name, f"Report added as a note to {tool_name} incident {claim.target}", tool=tool_name)
+            _progress(investigation_id)(
+                STAGE, f"Report added as a note to {tool.label} incident {claim.target}", tool=tool_name, action=NOTE, key=claim.target
+            )
         return "added" if added else "found"
     finally:
         unbind_investigation()
 
 
 # filing on request ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TicketButton:
+    """A "Create <tool> incident" button, or the link to the incident it filed."""
+
+    tool: str
+    label: str
+    key: str | None = None
+    url: str | None = None
+
+
+def ticket_buttons(investigation_id: str, settings: Settings | None = None) -> list[TicketButton]:
+    """The buttons for the tools that file incidents on request (Jira has its own)."""
+    try:
+        tools = button_trackers(settings or get_settings())
+    except TrackerError as exc:
+        log.warning("ticket_tools_not_built", error=redact_text(str(exc)))
+        return []
+    store = get_store()
+    buttons = []
+    for tool in tools:
+        done = store.get_ticket_action(investigation_id, tool.name, CREATE)
+        buttons.append(TicketButton(tool=tool.name, label=tool.label, key=done.key if done else None, url=done.url if done else None))
+    return buttons
+
+
+def tool_label(tool: str) -> str:
+    return label_of(tool)
 
 
 def request_ticket(investigation_id: str, tool: str, *, requested_by: str | None) -> tuple[TicketAction, bool]:
@@ -268,10 +334,19 @@ def create_incident(investigation_id: str, tool_name: str) -> str | None:
                 raise
             log.error("incident_create_failed", tool=tool_name, error=redact_text(str(exc)))
             store.release_ticket_action(investigation_id, tool_name, CREATE)
-            progress(tool_name, f"Could not create the {tool_name} incident: {redact_text(str(exc))}. Press the button to try again.")
+            error = redact_text(str(exc))
+            progress(
+                STAGE,
+                f"Could not create the {tool_name} incident: {error}. Press the button to try again.",
+                tool=tool_name,
+                action=CREATE,
+                error=error,
+            )
             return None
         store.set_ticket_action(investigation_id, tool_name, CREATE, key=ref.key, url=ref.url, status="done", error=None)
-        progress(tool_name, f"{tool_name} incident {ref.key} created", key=ref.key, url=ref.url, tool=tool_name)
+        progress(
+            STAGE, f"{found.label} incident {ref.key} created", key=ref.key, url=ref.url, tool=tool_name, label=found.label, action=CREATE
+        )
         return ref.key
     finally:
         unbind_investigation()

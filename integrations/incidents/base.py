@@ -55,6 +55,7 @@ class IncidentFacts:
     url: str | None = None
     title: str = ""
     service: str | None = None
+    service_id: str | None = None
     urgency: str | None = None
     priority: str | None = None
     assignees: tuple[str, ...] = ()
@@ -86,14 +87,23 @@ class TrackerError(Exception):
 
 class TicketingTool(Protocol):
     name: str
+    # How people name the tool ("ServiceNow"), for buttons and messages.
+    label: str
     capabilities: frozenset[Capability]
 
     def incident_key(self, alert: dict[str, Any]) -> str | None:
-        """The key of this tool's incident that an alert (Alert.model_dump) names, if any."""
+        """The key of this tool's incident that an alert (Alert.model_dump) names, if any.
+
+        An incident already read for the alert (`details[INCIDENT_TOOLS][name]`) is the one it names.
+        """
         ...
 
 
 class IncidentReader(TicketingTool, Protocol):
+    def ref_in(self, word: str) -> str | None:
+        """The incident key a word a person typed names (a link, a number), if it names one of this tool's."""
+        ...
+
     def read(self, key: str, *, deadline_s: float) -> IncidentFacts:
         """The incident `key`; raises TrackerError. Parts not read by the deadline are listed in `missing`."""
         ...

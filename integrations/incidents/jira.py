@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+LABEL = "Jira"
 CAPABILITIES = frozenset({Capability.create})
 ISSUE_TYPE = "Bug"
 TIMEOUT_S = 20.0
@@ -43,6 +44,7 @@ def _error(exc: JIRAError | requests.RequestException, doing: str) -> TrackerErr
 
 class JiraTracker:
     name = "jira"
+    label = LABEL
     capabilities = CAPABILITIES
 
     def __init__(self, *, url: str, user: str, token: str, issue_type: str = ISSUE_TYPE) -> None:

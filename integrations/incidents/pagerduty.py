@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from core.alert import INCIDENT_TOOLS
 from core.settings import Settings
 from core.timeparse import parse_iso
 from integrations.errors import SourceError
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+LABEL = "PagerDuty"
 CAPABILITIES = frozenset({Capability.read, Capability.note})
 PAGE_SIZE = 100
 MAX_ALERTS = 50
@@ -106,6 +108,7 @@ def alert_details(alert: dict[str, Any]) -> dict[str, str]:
 
 class PagerDutyTool:
     name = "pagerduty"
+    label = LABEL
     capabilities = CAPABILITIES
 
     def __init__(self, *, token: str, from_email: str | None, url: str) -> None:
@@ -125,10 +128,13 @@ class PagerDutyTool:
         self.url = url.rstrip("/")
         self.calls = 0
 
+    def ref_in(self, word: str) -> str | None:
+        return incident_ref(word)
+
     def incident_key(self, alert: dict[str, Any]) -> str | None:
-        details = alert.get("details") or {}
-        if details.get("pagerduty_incident_id"):
-            return str(details["pagerduty_incident_id"])
+        read = ((alert.get("details") or {}).get(INCIDENT_TOOLS) or {}).get(self.name) or {}
+        if read.get("key"):
+            return str(read["key"])
         if alert.get("source") in PAGERDUTY_SOURCES and alert.get("incident_id"):
             return str(alert["incident_id"])
         return None
@@ -164,6 +170,7 @@ class PagerDutyTool:
             url=incident.get("html_url"),
             title=str(incident.get("title") or incident.get("summary") or ""),
             service=service.get("summary"),
+            service_id=service.get("id"),
             urgency=incident.get("urgency"),
             priority=priority.get("summary") if isinstance(priority, dict) else None,
             assignees=tuple(who for a in incident.get("assignments") or [] if (who := str((a.get("assignee") or {}).get("summary") or ""))),
@@ -172,12 +179,6 @@ class PagerDutyTool:
             timeline=tuple(sorted(timeline, key=lambda t: t.at)),
             missing=tuple(missing),
         )
-
-    def service_of(self, key: str, *, deadline_s: float) -> tuple[str, str | None, str | None]:
-        """(incident id, PagerDuty service name, service id) of an incident id or number."""
-        incident = self._get(f"/incidents/{key}", Deadline(deadline_s), "incident").get("incident") or {}
-        service = incident.get("service") or {}
-        return str(incident.get("id") or key), service.get("summary"), service.get("id")
 
     def _pages(
         self, path: str, wrapper: str, deadline: Deadline, *, limit: int, params: dict[str, str] | None = None

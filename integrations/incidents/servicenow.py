@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import structlog
 
+from core.alert import INCIDENT_TOOLS
 from core.settings import Settings
 from integrations.errors import SourceError
 from integrations.incidents.base import Capability, IncidentFacts, NewTicket, Note, TicketRef, TrackerError
@@ -26,6 +27,7 @@ from integrations.remote_calls import Deadline, RetryableError, with_retries
 
 log = structlog.get_logger(__name__)
 
+LABEL = "ServiceNow"
 CAPABILITIES = frozenset({Capability.read, Capability.note, Capability.create})
 INCIDENT_NUMBER = re.compile(r"\bINC\d{7,}\b")
 FIELDS = (
@@ -92,6 +94,7 @@ def _wait_asked(response: httpx.Response) -> float | None:
 
 class ServiceNowTool:
     name = "servicenow"
+    label = LABEL
     capabilities = CAPABILITIES
 
     def __init__(
@@ -114,8 +117,14 @@ class ServiceNowTool:
         self.client = httpx.Client(base_url=self.url, headers=headers, auth=auth, follow_redirects=False)
         self.calls = 0
 
+    def ref_in(self, word: str) -> str | None:
+        return word.strip().upper() if INCIDENT_NUMBER.fullmatch(word.strip().upper()) else None
+
     def incident_key(self, alert: dict[str, Any]) -> str | None:
         details = alert.get("details") or {}
+        read = (details.get(INCIDENT_TOOLS) or {}).get(self.name) or {}
+        if read.get("key"):
+            return str(read["key"])
         texts = [str(alert.get("title") or ""), str(alert.get("summary") or "")]
         texts += [str(v) for v in details.values() if isinstance(v, str)]
         for text in texts:

@@ -1,6 +1,6 @@
 """The ticketing tools configured for this deployment; the agents ask here by capability, never for a concrete class.
 
-A tool is one module with `CAPABILITIES` and `from_settings(settings) -> tool | None`
+A tool is one module with `LABEL`, `CAPABILITIES` and `from_settings(settings) -> tool | None`
 (None when its settings are not all set); adding one is a module and a line in
 `TOOLS`. Modules load their client library only when a tool is built, and only
 tools with the capability asked for are built (building Jira logs in).
@@ -29,8 +29,14 @@ def configured_tool(settings: Settings, name: str) -> TicketingTool | None:
     return cast(TicketingTool | None, importlib.import_module(module).from_settings(settings))
 
 
-def configured_tools(settings: Settings, capability: Capability) -> list[TicketingTool]:
-    able = [name for name, module in TOOLS.items() if capability in importlib.import_module(module).CAPABILITIES]
+def label_of(name: str) -> str:
+    """How people name the tool `name` ("ServiceNow"); the name itself for an unknown one."""
+    module = TOOLS.get(name)
+    return str(importlib.import_module(module).LABEL) if module else name
+
+
+def configured_tools(settings: Settings, capability: Capability, *, besides: frozenset[str] = frozenset()) -> list[TicketingTool]:
+    able = [name for name, module in TOOLS.items() if name not in besides and capability in importlib.import_module(module).CAPABILITIES]
     tools = (configured_tool(settings, name) for name in able)
     return [tool for tool in tools if tool is not None]
 
@@ -47,6 +53,11 @@ def tracker(settings: Settings, name: str) -> IncidentTracker | None:
     """The tool `name` when it is configured and files tickets."""
     tool = configured_tool(settings, name)
     return cast(IncidentTracker, tool) if tool is not None and Capability.create in tool.capabilities else None
+
+
+def button_trackers(settings: Settings) -> list[IncidentTracker]:
+    """The trackers offered as "Create <tool> incident" buttons: all but Jira, which keeps its own button and table."""
+    return [cast(IncidentTracker, tool) for tool in configured_tools(settings, Capability.create, besides=frozenset({"jira"}))]
 
 
 def configured_tracker(settings: Settings) -> IncidentTracker | None:

@@ -143,8 +143,9 @@ def test_unknown_incident_is_permanent(pd: PagerDutyStandin) -> None:
     assert caught.value.permanent and "404" in str(caught.value)
 
 
-def test_number_resolves_to_incident_and_service(pd: PagerDutyStandin) -> None:
-    assert tool(pd).service_of("4242", deadline_s=5) == ("Q1CHECKOUT", "Checkout API", "PSVC1")
+def test_number_reads_the_incident_and_its_service(pd: PagerDutyStandin) -> None:
+    facts = tool(pd).read("4242", deadline_s=5)
+    assert (facts.key, facts.service, facts.service_id) == ("Q1CHECKOUT", "Checkout API", "PSVC1")
 
 
 def test_note_is_added_once_with_the_from_header(pd: PagerDutyStandin) -> None:
@@ -175,7 +176,8 @@ def test_capabilities_and_what_an_alert_names(pd: PagerDutyStandin) -> None:
     pd_tool = tool(pd)
     assert pd_tool.capabilities == {Capability.read, Capability.note}
     assert pd_tool.incident_key({"source": "pagerduty_webhook", "incident_id": "Q1CHECKOUT"}) == "Q1CHECKOUT"
-    assert pd_tool.incident_key({"source": "slack_command", "details": {"pagerduty_incident_id": "Q9"}}) == "Q9"
+    assert pd_tool.incident_key({"source": "slack_command", "details": {"incident_tools": {"pagerduty": {"key": "Q9"}}}}) == "Q9"
+    assert pd_tool.ref_in("#4242") == "4242"
     assert pd_tool.incident_key({"source": "alert_post", "incident_id": "am-123"}) is None
 
 
