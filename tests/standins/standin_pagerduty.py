@@ -49,7 +49,8 @@ class PagerDutyStandin:
     log_entries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
-    _failures: list[tuple[int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
+    # (path suffix the failure is for, or "" for any; status, headers, body)
+    _failures: list[tuple[str, int, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,16 +142,17 @@ class PagerDutyStandin:
             }
         )
 
-    def rate_limit(self, times: int = 1, *, retry_after: float | None = None, reset_s: float | None = 1) -> None:
+    def rate_limit(self, times: int = 1, *, retry_after: float | None = None, reset_s: float | None = 1, path_suffix: str = "") -> None:
+        """The next `times` requests (to paths ending in `path_suffix`) answer 429."""
         headers = {"ratelimit-limit": "960", "ratelimit-remaining": "0"}
         if reset_s is not None:
             headers["ratelimit-reset"] = f"{reset_s:g}"
         if retry_after is not None:
             headers["Retry-After"] = f"{retry_after:g}"
-        self._failures.extend([(429, headers, {"error": {"message": "Rate Limit Exceeded", "code": 2020}})] * times)
+        self._failures.extend([(path_suffix, 429, headers, {"error": {"message": "Rate Limit Exceeded", "code": 2020}})] * times)
 
-    def fail(self, status: int, times: int = 1) -> None:
-        self._failures.extend([(status, {}, {"error": {"message": "Internal Server Error", "code": 2000}})] * times)
+    def fail(self, status: int, times: int = 1, path_suffix: str = "") -> None:
+        self._failures.extend([(path_suffix, status, {}, {"error": {"message": "Internal Server Error", "code": 2000}})] * times)
 
     def added_notes(self, incident_id: str) -> list[dict[str, Any]]:
         return list(self.notes.get(incident_id, []))
@@ -178,8 +180,10 @@ class PagerDutyStandin:
     def answer(self, request: Request) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
             self.requests.append(request)
-            if self._failures:
-                return self._failures.pop(0)
+            for n, (suffix, status, headers, body) in enumerate(self._failures):
+                if request.path.endswith(suffix):
+                    del self._failures[n]
+                    return status, headers, body
         if request.headers.get("authorization") != f"Token token={self.token}":
             return 401, {}, {"error": {"message": "Unauthorized", "code": 2006}}
         parts = request.path.strip("/").split("/")

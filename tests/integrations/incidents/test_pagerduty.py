@@ -114,20 +114,15 @@ def test_endless_rate_limit_ends_at_the_deadline_not_in_the_clients_loop(pd: Pag
 
 def test_parts_past_the_deadline_are_listed_as_missing(pd: PagerDutyStandin) -> None:
     pd.add_alert("Q1CHECKOUT", details={"host": "node-1"})
-    pd.requests.clear()
-    # The incident answers, then its alerts and log entries are rate limited beyond the deadline.
-    facts_tool = tool(pd)
-    original = pd.answer
+    # The incident answers; its alerts and log entries are rate limited beyond the deadline.
+    pd.rate_limit(50, retry_after=None, reset_s=60, path_suffix="/alerts")
+    pd.rate_limit(50, retry_after=None, reset_s=60, path_suffix="/log_entries")
 
-    def limited(request):  # type: ignore[no-untyped-def]
-        if request.path.endswith(("/alerts", "/log_entries")):
-            return 429, {"ratelimit-reset": "60"}, {"error": {"message": "Rate Limit Exceeded", "code": 2020}}
-        return original(request)
+    facts = tool(pd).read("Q1CHECKOUT", deadline_s=2)
 
-    pd.answer = limited  # type: ignore[method-assign]
-    facts = facts_tool.read("Q1CHECKOUT", deadline_s=2)
     assert facts.service == "Checkout API"
     assert [m.split(":")[0] for m in facts.missing] == ["alerts", "log entries"]
+    assert facts.details == {} and facts.timeline == ()
 
 
 def test_a_bad_token_is_a_permanent_error(pd: PagerDutyStandin) -> None:
