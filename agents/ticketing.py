@@ -261,6 +261,8 @@ class TicketButton:
 
     tool: str
     label: str
+    # Someone asked for it already (it may still be on its way: key is None until it is filed).
+    requested: bool = False
     key: str | None = None
     url: str | None = None
 
@@ -276,7 +278,11 @@ def ticket_buttons(investigation_id: str, settings: Settings | None = None) -> l
     buttons = []
     for tool in tools:
         done = store.get_ticket_action(investigation_id, tool.name, CREATE)
-        buttons.append(TicketButton(tool=tool.name, label=tool.label, key=done.key if done else None, url=done.url if done else None))
+        buttons.append(
+            TicketButton(
+                tool=tool.name, label=tool.label, requested=done is not None, key=done.key if done else None, url=done.url if done else None
+            )
+        )
     return buttons
 
 

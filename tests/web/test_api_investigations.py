@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -196,3 +197,17 @@ def test_servicenow_incident_is_requested_once_and_listed_with_the_investigation
     queue = Queue(server.queue_name, connection=Redis.from_url(REDIS_URL))
     jobs = [j for j in queue.jobs if j.func_name == "agents.ticketing.create_incident" and j.args == (row.id, "servicenow")]
     assert len(jobs) == 1
+
+    # The dashboard offers the same button while nobody asked, and lists the request once someone did.
+    other = make_investigation(web_store)
+    with server.client() as browser:
+        assert browser.post("/login", data={"key": keys.write, "next": "/"}).status_code == 303
+        page = browser.get(f"/investigations/{other.id}").text
+        action = f'action="/investigations/{other.id}/tickets/servicenow"'
+        assert action in page and "Create ServiceNow incident" in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        assert browser.post(f"/investigations/{other.id}/tickets/servicenow", data={"csrf": csrf[1]}).status_code == 303
+        after = browser.get(f"/investigations/{other.id}").text
+    assert action not in after and "Incident tools" in after and "servicenow create" in after
+    assert web_store.get_ticket_action(other.id, "servicenow", "create") is not None
