@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from core.alert import INCIDENT_TOOLS
+from core.alert import EXPRESSION_KEYS, INCIDENT_TOOLS
 from core.settings import Settings
 from core.timeparse import parse_iso
 from integrations.errors import SourceError
@@ -85,6 +85,10 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
         out.setdefault(prefix, json.dumps(value, default=str)[:DETAIL_MAX_CHARS])
     elif value not in (None, ""):
         out.setdefault(prefix, str(value)[:DETAIL_MAX_CHARS])
+        leaf = prefix.rsplit(".", 1)[-1]
+        if leaf != prefix and leaf.lower() in EXPRESSION_KEYS:
+            # A nested rule query (annotations.expr) under its own name too: the metric sources look for `expr`/`query`.
+            out.setdefault(leaf, str(value)[:DETAIL_MAX_CHARS])
 
 
 def alert_details(alert: dict[str, Any]) -> dict[str, str]:

@@ -18,6 +18,7 @@ from standin_slack import SlackStandin
 from tls import loopback_cert
 
 from agents import jobs, ticketing
+from core.alert import Alert
 from core.models import Investigation
 from core.runtime import get_store
 
@@ -134,6 +135,8 @@ def test_webhook_investigation_uses_the_incidents_details_and_notes_pagerduty_on
     # The alert's custom details became the investigation's: words for the evidence, the labels of the failing pod.
     assert details["labels.pod"] == "notifications-worker-5d8c7b9f6-x2x7q"
     assert details["query"].startswith("sum(rate(jobs_failed_total")
+    # The rule's query is what a Prometheus source of the service reads besides its own queries.
+    assert Alert.model_validate(row.alert).expressions == [details["query"]]
     assert details["incident_tools"]["pagerduty"]["assignees"] == ["Ada Lovelace"]
     assert details["incident_tools"]["pagerduty"]["priority"] == "P1"
     timeline = [t["event"] for t in row.report["timeline"]]

@@ -11,6 +11,7 @@ import pytest
 from standin_pagerduty import PagerDutyStandin
 from tls import loopback_cert
 
+from core.alert import Alert
 from integrations.incidents.base import Capability, Note, TrackerError
 from integrations.incidents.pagerduty import PagerDutyTool, incident_ref
 
@@ -194,3 +195,13 @@ def test_incident_ref_reads_links_and_numbers(word: str, expected: str | None) -
 def test_http_base_url_is_refused_with_the_setting_named() -> None:
     with pytest.raises(TrackerError, match="PAGERDUTY_API_URL"):
         PagerDutyTool(token="t", from_email=None, url="http://127.0.0.1:1")
+
+
+def test_a_nested_rule_query_reaches_the_alerts_expressions(pd: PagerDutyStandin) -> None:
+    expr = 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m])) > 0.05'
+    pd.add_alert("Q1CHECKOUT", details={"annotations": {"summary": "5xx above 5%", "expr": expr}})
+
+    facts = tool(pd).read("Q1CHECKOUT", deadline_s=10)
+
+    assert facts.details["annotations.expr"] == facts.details["expr"] == expr
+    assert Alert(title="t", service="checkout", details=facts.details).expressions == [expr]
