@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC
+from types import TracebackType
 from typing import Any, cast
 
 import structlog
@@ -35,6 +36,7 @@ from integrations.incidents.trackers import button_trackers, configured_tool, la
 log = structlog.get_logger(__name__)
 
 ADD_NOTE = "agents.ticketing.add_note"
+ON_NOTE_FAILURE = "agents.ticketing.on_note_failure"
 CREATE_INCIDENT = "agents.ticketing.create_incident"
 NOTE = "note"
 CREATE = "create"
@@ -203,6 +205,7 @@ def write_back(investigation_id: str) -> list[str]:
                 tool.name,
                 job_id=f"ticket-note-{investigation_id}-{tool.name}",
                 retries=RETRIES,
+                on_failure=ON_NOTE_FAILURE,
                 timeout=120,
                 description=f"{tool.name} note for {investigation_id}",
             )
@@ -250,6 +253,22 @@ def add_note(investigation_id: str, tool_name: str) -> str:
         return "added" if added else "found"
     finally:
         unbind_investigation()
+
+
+def on_note_failure(
+    job: Any, _connection: Any, _exc_type: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
+) -> None:
+    """RQ failure callback: after the last retry (or a killed worker with none left) the claim says failed, with why."""
+    if job.should_retry:
+        return
+    investigation_id, tool_name = job.args
+    reason = redact_text(str(exc)) if exc is not None else "the note job stopped"
+    try:
+        claim = get_store().get_ticket_action(investigation_id, tool_name, NOTE)
+        if claim is not None and claim.status != "done":
+            get_store().set_ticket_action(investigation_id, tool_name, NOTE, status="failed", error=reason)
+    except Exception:  # a callback must not raise into RQ; log.exception keeps the why
+        log.exception("note_failure_not_recorded", investigation_id=investigation_id)
 
 
 # filing on request ----------------------------------------------------------

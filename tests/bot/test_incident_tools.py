@@ -240,3 +240,24 @@ def test_servicenow_incident_is_read_noted_once_and_filed_once_on_request(
     assert created[0]["number"] in reply[0].params["text"]
     action = get_store().get_ticket_action(row.id, "servicenow", "create")
     assert action is not None and action.key == created[0]["number"]
+
+
+def test_a_note_pagerduty_refuses_is_marked_failed_and_the_report_stands(
+    web: WebServer, worker: Worker, pd: PagerDutyStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.settings import reset_settings
+
+    monkeypatch.setenv("PAGERDUTY_FROM_EMAIL", "stranger@example.com")
+    reset_settings()
+    body, headers = _webhook("incident.triggered", "01PDTOOLS3")
+    investigation_id = web.http.post("/webhooks/pagerduty", content=body, headers=headers).json()["investigation_id"]
+
+    row = worker.until(lambda: _finished(investigation_id), timeout=60)
+    action = worker.until(
+        lambda: (a := get_store().get_ticket_action(investigation_id, "pagerduty", "note")) is not None and a.status == "failed" and a,
+        timeout=30,
+    )
+
+    assert row.status in ("done", "degraded")
+    assert "Requester User Not Found" in (action.error or "") and action.attempts == 1
+    assert pd.added_notes("Q1WEBHOOK1") == []
