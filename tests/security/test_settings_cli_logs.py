@@ -40,6 +40,9 @@ OWN_SECRETS = {
     "openai_api_key": "sk-SETTINGSopenaiKEY000000",
     "jira_api_token": "SETTINGSjiraTOKEN",
     "session_secret": "SETTINGSsessionSECRET",
+    "pagerduty_api_token": "SETTINGSpagerdutyAPItoken",
+    "servicenow_password": "SETTINGSservicenowPASSWORD",
+    "servicenow_token": "SETTINGSservicenowTOKEN",
 }
 PD_SECRET = "SETTINGSpagerdutySECRET"
 
