@@ -43,6 +43,7 @@ OWN_SECRETS = {
     "pagerduty_api_token": "SETTINGSpagerdutyAPItoken",
     "servicenow_password": "SETTINGSservicenowPASSWORD",
     "servicenow_token": "SETTINGSservicenowTOKEN",
+    "qdrant_api_key": "SETTINGSqdrantKEY",
 }
 PD_SECRET = "SETTINGSpagerdutySECRET"
 
