@@ -12,10 +12,9 @@ from typing import Any
 
 import structlog
 
-from agents import artifacts, history, notify, ops_alerts
+from agents import artifacts, history, notify, ops_alerts, ticketing
 from agents.flows import settle_followers
 from agents.pipeline import investigate as run_pipeline
-from core.alert import Alert
 from core.catalog import CatalogError
 from core.degraded import Degradation
 from core.logging import bind_investigation, unbind_investigation
@@ -55,12 +54,15 @@ def investigate(investigation_id: str) -> dict[str, Any]:
     try:
         if Status(row.status).finished and row.report is not None:
             log.info("investigation_already_finished", status=row.status)
+            # A run killed between storing the report and queueing the notes left them unqueued; queueing is idempotent.
+            ticketing.write_back(investigation_id)
             return row.report
         store.update(investigation_id, attempts=row.attempts + 1)
         store.set_status(investigation_id, Status.gathering)
         progress = _progress(investigation_id)
-        alert = Alert.model_validate(row.alert)
+        alert, tool_errors = ticketing.enrich(row)
         sources = _sources_for(row)
+        sources.errors.extend(tool_errors)
         report = run_pipeline(
             alert=alert,
             service=row.service,
@@ -86,6 +88,7 @@ def investigate(investigation_id: str) -> dict[str, Any]:
         artifacts.keep_report(store.require(investigation_id))
         notify.fan_out(investigation_id)
         ops_alerts.record_source_runs(row.service, ops_alerts.source_labels(sources), report.degraded, investigation_id)
+        ticketing.write_back(investigation_id)
         return document
     finally:
         unbind_investigation()

@@ -8,9 +8,11 @@ header; whatever does not fit is cut with a link to the full report.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from agents.render import render
+from agents.ticketing import TicketButton
 from bot.payloads import ButtonValue
 from core.models import Investigation, JiraLink, ProgressEvent, Status
 
@@ -21,6 +23,8 @@ MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_TEXT = 3000
 ACTION_CREATE_JIRA = "ir_create_jira"
+# Followed by the tool's name: ir_create_ticket_servicenow.
+ACTION_CREATE_TICKET = "ir_create_ticket_"
 ACTION_RERUN = "ir_rerun"
 ACTION_OPEN_REPORT = "ir_open_report"
 
@@ -181,7 +185,23 @@ def _similar(report: dict[str, Any]) -> Block | None:
     return _section("*Similar past incidents*\n" + "\n".join(lines))
 
 
-def _buttons(investigation: Investigation, jira: JiraLink | None, url: str) -> Block:
+def _ticket_button(button: TicketButton, value: str, url: str) -> Block:
+    if button.key:
+        return {
+            "type": "button",
+            "action_id": f"{ACTION_OPEN_REPORT}_{button.tool}",
+            "text": {"type": "plain_text", "text": f"{button.label}: {button.key}"},
+            "url": button.url or url,
+        }
+    return {
+        "type": "button",
+        "action_id": ACTION_CREATE_TICKET + button.tool,
+        "text": {"type": "plain_text", "text": f"Create {button.label} incident"},
+        "value": value,
+    }
+
+
+def _buttons(investigation: Investigation, jira: JiraLink | None, url: str, tickets: Sequence[TicketButton] = ()) -> Block:
     value = ButtonValue(investigation_id=investigation.id).encode()
     jira_button: Block
     if jira is not None and jira.key:
@@ -204,6 +224,7 @@ def _buttons(investigation: Investigation, jira: JiraLink | None, url: str) -> B
         "block_id": f"report_actions:{investigation.id}",
         "elements": [
             jira_button,
+            *(_ticket_button(button, value, url) for button in tickets),
             {"type": "button", "action_id": ACTION_RERUN, "text": {"type": "plain_text", "text": "Re-run"}, "value": value},
             {"type": "button", "action_id": ACTION_OPEN_REPORT, "text": {"type": "plain_text", "text": "Full report"}, "url": url},
         ],
@@ -211,7 +232,12 @@ def _buttons(investigation: Investigation, jira: JiraLink | None, url: str) -> B
 
 
 def report_message(
-    investigation: Investigation, report: dict[str, Any], *, jira: JiraLink | None, public_url: str
+    investigation: Investigation,
+    report: dict[str, Any],
+    *,
+    jira: JiraLink | None,
+    public_url: str,
+    tickets: Sequence[TicketButton] = (),
 ) -> tuple[str, list[Block]]:
     """(fallback text, blocks) for the final report thread reply."""
     url = report_url(public_url, investigation.id)
@@ -241,7 +267,7 @@ def report_message(
                 + "; ".join(f"{escape(d.get('component', ''))}: {escape(clip(d.get('reason', ''), 200))}" for d in degraded[:10])
             )
         )
-    blocks = [*fit(body, url), _buttons(investigation, jira, url)]
+    blocks = [*fit(body, url), _buttons(investigation, jira, url, tickets)]
     text = render(report, "slack", report_url=url, thread_url=None)
     return clip(text, MAX_TEXT), blocks
 
@@ -257,6 +283,10 @@ def fit(blocks: list[Block], url: str, *, room_for: int = 1) -> list[Block]:
 
 
 # small replies --------------------------------------------------------------------
+
+
+def ticket_created_text(label: str, key: str, url: str | None) -> str:
+    return f":ticket: {label} incident {_link(url, key)} created for this investigation."
 
 
 def jira_created_text(key: str, url: str | None) -> str:

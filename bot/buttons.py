@@ -1,4 +1,4 @@
-"""Report buttons: Create Jira (one ticket per investigation, however often it is clicked) and Re-run."""
+"""Report buttons: Create Jira and Create <tool> incident (one per investigation, however often clicked) and Re-run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import structlog
 from slack_bolt import Ack
 
 from agents.flows import request_jira, rerun
+from agents.ticketing import request_ticket, tool_label
 from bot.access import check_access
+from bot.blocks import ACTION_CREATE_TICKET
 from bot.context import BACKEND_ERRORS, UNAVAILABLE, BotContext, first_delivery
 from bot.payloads import BlockAction, BlockActionsPayload, ButtonValue
 from core.store import NotFound
@@ -72,6 +74,30 @@ def handle_create_jira(ack: Ack, body: BlockActionsPayload, ctx: BotContext) -> 
             )
         else:
             text = ":hourglass_flowing_sand: A Jira ticket for this investigation is already being created."
+    ctx.ephemeral(channel=click.channel, user=click.user, thread_ts=click.thread_ts, text=text)
+
+
+def handle_create_ticket(ack: Ack, body: BlockActionsPayload, ctx: BotContext) -> None:
+    ack()
+    click = _begin(body, ctx, what="Create incident")
+    if click is None or click.value is None:
+        return
+    tool = str(click.action.get("action_id", "")).removeprefix(ACTION_CREATE_TICKET)
+    label = tool_label(tool)
+    try:
+        claim, claimed = request_ticket(click.value.investigation_id, tool, requested_by=click.user)
+    except NotFound:
+        text = "That investigation no longer exists."
+    except BACKEND_ERRORS:
+        text = UNAVAILABLE
+    else:
+        if claimed:
+            text = f":hourglass_flowing_sand: Creating the {label} incident; its link will appear in this thread."
+        elif claim.key:
+            shown = f"<{claim.url}|{claim.key}>" if claim.url else claim.key
+            text = f":ticket: This investigation already has a {label} incident: {shown}"
+        else:
+            text = f":hourglass_flowing_sand: A {label} incident for this investigation is already being created."
     ctx.ephemeral(channel=click.channel, user=click.user, thread_ts=click.thread_ts, text=text)
 
 

@@ -1,5 +1,9 @@
 """`/investigate <service> [what is wrong] [--since 30m|2h|1d] [--at <ISO time or HH:MM>]`, and `/investigate search <text>`.
 
+Instead of a service, an incident of a configured tool: a PagerDuty link or `#1234`, a ServiceNow
+`INC0012345`. Its service (mapped to the catalog like PagerDuty posts), time and details come from
+the tool, read after the ack.
+
 Validation answers in the ack (Slack shows it only to the caller); once acked,
 the listener posts the thread's root message, records the investigation and
 queues it. Nothing here waits for the investigation itself.
@@ -7,7 +11,8 @@ queues it. Nothing here waits for the investigation itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import structlog
@@ -15,24 +20,29 @@ from slack_bolt import Ack
 from slack_sdk.errors import SlackApiError
 
 from agents.flows import open_investigation, window_for
+from agents.ticketing import IncidentNotRead, incident_named, names_incident, with_facts
 from bot.access import check_access
 from bot.blocks import escape
 from bot.client import slack_error
 from bot.command_search import SEARCH_USAGE, answer_search, search_text
 from bot.context import BACKEND_ERRORS, UNAVAILABLE, BotContext, first_delivery
 from bot.payloads import SlashCommand
+from bot.service_mapping import catalog_service_for
 from core.alert import Alert
 from core.catalog import Catalog, CatalogError, parse_duration
 from core.models import Source
 from core.queue import QueueUnavailable
+from core.settings import Settings
 from core.timeparse import ACCEPTED_TIME_FORMS, parse_at
 from integrations.catalog import get_catalog
+from integrations.incidents.base import IncidentFacts
 
 log = structlog.get_logger(__name__)
 
 USAGE = (
     "Usage: `/investigate <service> [what is wrong] [--since 30m|2h|1d] [--at <ISO time or HH:MM>]`\n"
     "Example: `/investigate checkout 502s on /pay --since 2h`\n"
+    "An incident instead of a service: `/investigate https://acme.pagerduty.com/incidents/Q1ABC`, `#1234`, `INC0012345`\n"
     "Past incidents: `/investigate search <what happened>`"
 )
 
@@ -43,6 +53,9 @@ class InvestigateRequest:
     what: str
     since_s: int | None
     at: datetime | None
+    # The incident link or number given instead of a service, and what its tool said once read.
+    incident: str | None = None
+    facts: IncidentFacts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +68,13 @@ def _usage(catalog: Catalog) -> str:
     return f"{USAGE}\nKnown services: {known}"
 
 
-def parse_investigate(text: str, catalog: Catalog, *, now: datetime | None = None) -> InvestigateRequest | CommandError:
-    """The request a command text makes, or the ephemeral error that says how to fix it."""
+def parse_investigate(
+    text: str, catalog: Catalog, *, now: datetime | None = None, names_incident: Callable[[str], bool] | None = None
+) -> InvestigateRequest | CommandError:
+    """The request a command text makes, or the ephemeral error that says how to fix it.
+
+    `names_incident` says whether a word is an incident of a configured tool; such a request has no service yet.
+    """
     words = text.replace("\u2014", "--").split()
     if not words or words[0].lower() in ("help", "-h", "--help"):
         return CommandError(_usage(catalog))
@@ -79,7 +97,17 @@ def parse_investigate(text: str, catalog: Catalog, *, now: datetime | None = Non
         i += 1
     if not rest:
         return CommandError(_usage(catalog))
+    try:
+        since_s = parse_duration(options["--since"]) if "--since" in options else None
+    except ValueError:
+        return CommandError(f"`--since {escape(options['--since'])}` is not a duration; use forms like 30m, 2h, 1d.")
+    try:
+        at = parse_at(options["--at"], now=now) if "--at" in options else None
+    except ValueError:
+        return CommandError(f"`--at {escape(options['--at'])}` is not a time; use {ACCEPTED_TIME_FORMS}.")
     wanted = rest[0]
+    if names_incident is not None and names_incident(wanted):
+        return InvestigateRequest(service="", what=" ".join(rest[1:]), since_s=since_s, at=at, incident=wanted)
     service = catalog.resolve(wanted)
     if service is None:
         close = catalog.close_matches(wanted)
@@ -89,15 +117,26 @@ def parse_investigate(text: str, catalog: Catalog, *, now: datetime | None = Non
             else f"Known services: {', '.join(f'`{n}`' for n in catalog.names()[:20]) or 'none (set SERVICES_FILE)'}"
         )
         return CommandError(f"I don't know a service called `{escape(wanted)}`. {hint}")
-    try:
-        since_s = parse_duration(options["--since"]) if "--since" in options else None
-    except ValueError:
-        return CommandError(f"`--since {escape(options['--since'])}` is not a duration; use forms like 30m, 2h, 1d.")
-    try:
-        at = parse_at(options["--at"], now=now) if "--at" in options else None
-    except ValueError:
-        return CommandError(f"`--at {escape(options['--at'])}` is not a time; use {ACCEPTED_TIME_FORMS}.")
     return InvestigateRequest(service=service, what=" ".join(rest[1:]), since_s=since_s, at=at)
+
+
+def resolve_incident(request: InvestigateRequest, catalog: Catalog, settings: Settings) -> InvestigateRequest | CommandError:
+    """The request for the incident it names: the catalog service of the incident's service, its time and title."""
+    assert request.incident is not None
+    shown = escape(request.incident.strip("<>"))
+    try:
+        facts = incident_named(request.incident, settings)
+    except IncidentNotRead as exc:
+        return CommandError(f":warning: I could not read the incident {shown}: {escape(str(exc))}")
+    if facts is None:
+        return CommandError(f":warning: No configured incident tool knows {shown}.")
+    service = catalog_service_for(catalog, settings, name=facts.service, service_id=facts.service_id)
+    if service is None:
+        return CommandError(
+            f":warning: Incident {escape(facts.key)} is on {escape(facts.tool)} service `{escape(facts.service or 'unknown')}`, "
+            "which no catalog service names: add it to the service's aliases or to PAGERDUTY_SERVICE_MAP."
+        )
+    return replace(request, service=service, what=request.what or facts.title, at=request.at or facts.opened_at, facts=facts)
 
 
 def handle_investigate(ack: Ack, command: SlashCommand, ctx: BotContext) -> None:
@@ -113,13 +152,22 @@ def handle_investigate(ack: Ack, command: SlashCommand, ctx: BotContext) -> None
         if query:
             answer_search(query, command, ctx)
         return
-    parsed = parse_investigate(command.get("text", ""), catalog)
+    parsed = parse_investigate(command.get("text", ""), catalog, names_incident=lambda word: names_incident(word, ctx.settings))
     if isinstance(parsed, CommandError):
         ack(parsed.text)
         return
     refusal = check_access(ctx.settings, ctx.client, user_id=user, channel_id=channel, what="/investigate")
     if refusal is not None:
         ack(refusal.text)
+        return
+    if parsed.incident is not None:
+        # Reading the incident can take longer than Slack waits for the ack: it is read after it.
+        ack(f":hourglass_flowing_sand: Reading incident {escape(parsed.incident.strip('<>'))}; the investigation follows in a thread.")
+        resolved = resolve_incident(parsed, catalog, ctx.settings)
+        if isinstance(resolved, CommandError):
+            ctx.ephemeral(channel=channel, user=user, text=resolved.text)
+            return
+        start_from_command(resolved, command, ctx, catalog)
         return
     ack(
         f":hourglass_flowing_sand: Queued an investigation of *{parsed.service}*. "
@@ -171,6 +219,8 @@ def queue_in_thread(
     """Record and queue an investigation whose thread exists; a failure is said in that thread or to the requester."""
     window = window_for(catalog, at=request.at, since_s=request.since_s)
     alert = Alert(title=title, summary=request.what, service=request.service, created_at=window.at, source=Source.slack_command.value)
+    if request.facts is not None:
+        alert = with_facts(alert, [request.facts])
     try:
         investigation, _ = open_investigation(
             alert=alert,

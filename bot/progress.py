@@ -20,6 +20,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from agents.jira_ticket import register_thread_link
+from agents.ticketing import CREATE as TICKET_CREATE
+from agents.ticketing import STAGE as TICKET_STAGE
+from agents.ticketing import ticket_buttons
 from bot.blocks import (
     Block,
     failure_text,
@@ -28,6 +31,7 @@ from bot.blocks import (
     report_message,
     report_url,
     status_message,
+    ticket_created_text,
 )
 from bot.client import get_client, slack_error
 from core.catalog import CatalogError
@@ -64,6 +68,9 @@ class ProgressPoster:
             return
         if event.stage == "jira":
             self._post_jira(row, event)
+            return
+        if event.stage == TICKET_STAGE:
+            self._post_ticket(row, event)
             return
         row = self._ensure_status_message(row, event)
         if row is None:
@@ -152,7 +159,7 @@ class ProgressPoster:
         fresh = get_store().require(row.id)
         if fresh.report is None or fresh.slack_report_ts or not self._claim(f"ir:slack:report:{row.id}"):
             return
-        text, blocks = report_message(fresh, fresh.report, jira=get_store().get_jira(row.id), public_url=self.settings.public_url)
+        text, blocks = self._report_message(fresh)
         ts = self._reply(fresh, text, blocks)
         if ts is None:
             # Slack refused the blocks (or the channel); the plain text with the link still gets the answer across.
@@ -182,8 +189,34 @@ class ProgressPoster:
         self._reply(row, jira_created_text(str(key), str(url) if url else None))
         fresh = get_store().require(row.id)
         if fresh.report is not None and fresh.slack_report_ts and fresh.slack_channel:
-            text, blocks = report_message(fresh, fresh.report, jira=get_store().get_jira(row.id), public_url=self.settings.public_url)
+            text, blocks = self._report_message(fresh)
             self._send("chat.update", channel=fresh.slack_channel, ts=fresh.slack_report_ts, text=text, blocks=blocks)
+
+    def _post_ticket(self, row: Investigation, event: ProgressEvent) -> None:
+        """An incident filed on request (or the reason it was not); notes added to incidents stay on the dashboard."""
+        if event.data.get("action") != TICKET_CREATE:
+            return
+        tool, key, url = event.data.get("tool"), event.data.get("key"), event.data.get("url")
+        if event.data.get("error") or not key:
+            self._reply(row, f":warning: {event.message}")
+            return
+        if not self._claim(f"ir:slack:ticket:{row.id}:{tool}:{key}"):
+            return
+        self._reply(row, ticket_created_text(str(event.data.get("label") or tool), str(key), str(url) if url else None))
+        fresh = get_store().require(row.id)
+        if fresh.report is not None and fresh.slack_report_ts and fresh.slack_channel:
+            text, blocks = self._report_message(fresh)
+            self._send("chat.update", channel=fresh.slack_channel, ts=fresh.slack_report_ts, text=text, blocks=blocks)
+
+    def _report_message(self, row: Investigation) -> tuple[str, list[Block]]:
+        assert row.report is not None
+        return report_message(
+            row,
+            row.report,
+            jira=get_store().get_jira(row.id),
+            public_url=self.settings.public_url,
+            tickets=ticket_buttons(row.id, self.settings),
+        )
 
     # plumbing -------------------------------------------------------------------
 

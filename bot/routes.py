@@ -15,8 +15,8 @@ import structlog
 
 from bot.alert_posts import handle_alert_post
 from bot.alerts import recognise
-from bot.blocks import ACTION_CREATE_JIRA, ACTION_OPEN_REPORT, ACTION_RERUN
-from bot.buttons import handle_create_jira, handle_link_button, handle_rerun
+from bot.blocks import ACTION_CREATE_JIRA, ACTION_CREATE_TICKET, ACTION_OPEN_REPORT, ACTION_RERUN
+from bot.buttons import handle_create_jira, handle_create_ticket, handle_link_button, handle_rerun
 from bot.command_investigate import USAGE, handle_investigate
 from bot.context import BACKEND_ERRORS, BotContext, first_delivery
 from bot.home import handle_app_home_opened
@@ -91,6 +91,7 @@ ROUTES: tuple[Route, ...] = (
     Route("view", CALLBACK_INVESTIGATE, handle_investigate_submission),
     Route("action", ACTION_HOME_START, handle_home_start),
     Route("action", ACTION_CREATE_JIRA, handle_create_jira),
+    Route("action", re.compile(re.escape(ACTION_CREATE_TICKET) + r"\w+"), handle_create_ticket),
     Route("action", ACTION_RERUN, handle_rerun),
     Route("action", re.compile(re.escape(ACTION_OPEN_REPORT) + ".*"), handle_link_button),
 )

@@ -18,6 +18,9 @@ EXPRESSION_KEYS = frozenset({"expr", "expression", "promql", "query"})
 _GRAPH_LINK = re.compile(r"https?://[^\s<>|\"'`]+?[?&]g\d+\.expr=[^\s<>|\"'`]+")
 MAX_EXPRESSIONS = 3
 _MAX_DEPTH = 4
+# Alert details an incident tool (PagerDuty, ServiceNow) added: what each said, and its timeline entries.
+INCIDENT_TOOLS = "incident_tools"
+INCIDENT_TIMELINE = "incident_timeline"
 
 
 class AlertError(ValueError):
@@ -49,6 +52,20 @@ class Alert(BaseModel):
             "incident_id": self.incident_id,
             "details": self.details,
         }
+
+    @property
+    def incident_timeline(self) -> list[tuple[datetime, str, str]]:
+        """(UTC time, event, tool) entries an incident tool recorded (triggered, escalated, acknowledged)."""
+        entries = []
+        for item in self.details.get(INCIDENT_TIMELINE) or []:
+            if not isinstance(item, dict):
+                continue
+            try:
+                at = parse_iso(str(item.get("at")))
+            except ValueError:
+                continue
+            entries.append((at, str(item.get("event") or ""), str(item.get("source") or "")))
+        return entries
 
     @property
     def text(self) -> str:

@@ -129,6 +129,25 @@ class JiraLink(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class TicketAction(SQLModel, table=True):
+    """One write to an incident tool for an investigation (a note, a filed incident): the key allows one per kind."""
+
+    __tablename__ = "ticket_actions"
+
+    investigation_id: str = Field(foreign_key="investigations.id", primary_key=True, max_length=32)
+    tool: str = Field(primary_key=True, max_length=32, description="pagerduty, servicenow, ...")
+    action: str = Field(primary_key=True, max_length=16, description="note or create")
+    status: str = Field(default="pending", max_length=16)
+    target: str | None = Field(default=None, max_length=64, description="the tool's incident the note goes to")
+    key: str | None = Field(default=None, max_length=64, description="the incident filed")
+    url: str | None = None
+    requested_by: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Notification(SQLModel, table=True):
     """One finished report told to one target (a channel, addresses, a webhook): at most one row per pair."""
 

@@ -87,6 +87,27 @@ class Settings(BaseSettings):
         default_factory=dict, description="PagerDuty service name or id -> catalog service, beyond the catalog's aliases."
     )
 
+    pagerduty_api_token: SecretStr | None = Field(
+        None, description="REST API token: reads the incident behind a PagerDuty alert and adds the report as a note (unset: neither)."
+    )
+    pagerduty_from_email: str | None = Field(
+        None, description="E-mail of a PagerDuty user, sent as the From header of notes (required for writes)."
+    )
+    pagerduty_api_url: str = Field(
+        "https://api.pagerduty.com", description="Base URL of the PagerDuty REST API (EU: https://api.eu.pagerduty.com)."
+    )
+    incident_read_deadline_s: float = Field(
+        20.0, description="Longest wait for the paging tool's incident, alerts and timeline before an investigation goes on without them."
+    )
+
+    servicenow_url: str | None = Field(None, description="ServiceNow instance URL (https://example.service-now.com).")
+    servicenow_user: str | None = Field(None, description="ServiceNow user for basic auth (with SERVICENOW_PASSWORD).")
+    servicenow_password: SecretStr | None = Field(None, description="Password of SERVICENOW_USER.")
+    servicenow_token: SecretStr | None = Field(None, description="OAuth bearer token, instead of SERVICENOW_USER/SERVICENOW_PASSWORD.")
+    servicenow_assignment_group: str | None = Field(
+        None, description="Assignment group (name or sys_id) of incidents the responder creates."
+    )
+
     openai_api_key: SecretStr | None = Field(None, description="Enables the LLM crew; unset means the offline analyst.")
     openai_base_url: str | None = Field(None, description="OpenAI-compatible endpoint (Azure OpenAI, vLLM, Ollama ...).")
     llm_model: str = Field("gpt-4o-mini", description="Model name at that endpoint.")

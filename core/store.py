@@ -27,6 +27,7 @@ from core.models import (
     Notification,
     ProgressEvent,
     Status,
+    TicketAction,
     utcnow,
 )
 
@@ -354,6 +355,49 @@ class Store:
             link = s.get(JiraLink, investigation_id)
             if link is not None and link.key is None:
                 s.delete(link)
+
+    # incident tools ---------------------------------------------------------
+
+    def claim_ticket_action(
+        self, investigation_id: str, tool: str, action: str, *, target: str | None = None, requested_by: str | None = None
+    ) -> tuple[TicketAction, bool]:
+        """(row, True) for the one caller that may write to the tool; (existing row, False) for everyone else."""
+        try:
+            with session_scope(self.engine) as s:
+                row = TicketAction(investigation_id=investigation_id, tool=tool, action=action, target=target, requested_by=requested_by)
+                s.add(row)
+            return row, True
+        except IntegrityError:
+            existing = self.get_ticket_action(investigation_id, tool, action)
+            assert existing is not None
+            return existing, False
+
+    def get_ticket_action(self, investigation_id: str, tool: str, action: str) -> TicketAction | None:
+        with self.session() as s:
+            return s.get(TicketAction, (investigation_id, tool, action))
+
+    def ticket_actions(self, investigation_id: str) -> list[TicketAction]:
+        with self.session() as s:
+            stmt = select(TicketAction).where(TicketAction.investigation_id == investigation_id).order_by(col(TicketAction.tool))
+            return list(s.exec(stmt).all())
+
+    def set_ticket_action(self, investigation_id: str, tool: str, action: str, **changes: Any) -> TicketAction:
+        with session_scope(self.engine) as s:
+            row = s.get(TicketAction, (investigation_id, tool, action))
+            if row is None:
+                raise NotFound(f"no {tool} {action} for {investigation_id}")
+            for key, value in changes.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+            s.add(row)
+        return row
+
+    def release_ticket_action(self, investigation_id: str, tool: str, action: str) -> None:
+        """Forget a claim that wrote nothing, so that a later request can try again."""
+        with session_scope(self.engine) as s:
+            row = s.get(TicketAction, (investigation_id, tool, action))
+            if row is not None and row.status != "done":
+                s.delete(row)
 
     # api keys ---------------------------------------------------------------
 

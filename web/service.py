@@ -16,7 +16,7 @@ from agents import flows
 from agents.report import Report
 from core.alert import Alert, AlertError, alert_from_payload
 from core.catalog import CatalogError, parse_duration
-from core.models import FollowUp, Investigation, JiraLink, Source, Status
+from core.models import FollowUp, Investigation, JiraLink, Source, Status, TicketAction
 from core.queue import QueueUnavailable
 from core.runtime import get_store
 from core.settings import get_settings
@@ -31,6 +31,7 @@ from web.api.schemas import (
     Links,
     NotificationOut,
     ProgressEventOut,
+    TicketActionOut,
 )
 from web.errors import ApiError
 
@@ -103,7 +104,12 @@ def detail(row: Investigation) -> InvestigationDetail:
             )
             for n in store.notifications(row.id)
         ],
+        tickets=[ticket_out(t) for t in store.ticket_actions(row.id)],
     )
+
+
+def ticket_out(row: TicketAction) -> TicketActionOut:
+    return TicketActionOut(tool=row.tool, action=row.action, status=row.status, key=row.key or row.target, url=row.url, error=row.error)
 
 
 def jira_out(link: JiraLink) -> JiraOut:

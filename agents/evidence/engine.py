@@ -154,9 +154,16 @@ def _suspect_evidence(candidates: list[Candidate], cap: float | None) -> list[Su
 
 
 def _timeline(
-    onset: datetime | None, alert_at: datetime, ranked: list[Ranked], deploys: list[dict[str, object]], shifts: list[MetricShiftEvidence]
+    onset: datetime | None,
+    alert_at: datetime,
+    ranked: list[Ranked],
+    deploys: list[dict[str, object]],
+    shifts: list[MetricShiftEvidence],
+    paging: list[tuple[datetime, str, str]],
 ) -> list[TimelineItem]:
     items = [TimelineItem(at=alert_at, event="alert fired", source="alert")]
+    # What the paging tool recorded (triggered, escalated, acknowledged) places people's actions among the evidence.
+    items += [TimelineItem(at=at, event=event, source=tool) for at, event, tool in paging]
     if onset is not None:
         items.append(TimelineItem(at=onset, event="incident onset (first key error)", source="logs"))
     for deploy in deploys:
@@ -235,7 +242,7 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
         [finding.category.replace("_", " "), finding.component or "", *(k.text[:400] for k in keys[:3]), inputs.alert.text]
     )
     runbooks = match_runbooks(inputs.runbooks, finding_text)
-    timeline = _timeline(onset, alert_at, ranked, deploys, shifts)
+    timeline = _timeline(onset, alert_at, ranked, deploys, shifts, inputs.alert.incident_timeline)
     timings["total_s"] = time.perf_counter() - started
     return Evidence(
         service=inputs.service,

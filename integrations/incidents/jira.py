@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import requests
 import structlog
-from jira import JIRA, JIRAError
-from jira.resources import Issue
 
-from integrations.incidents.base import NewTicket, TicketRef, TrackerError
+from core.settings import Settings
+from integrations.incidents.base import Capability, NewTicket, TicketRef, TrackerError
+
+if TYPE_CHECKING:
+    from jira import JIRAError
+    from jira.resources import Issue
 
 log = structlog.get_logger(__name__)
 
+LABEL = "Jira"
+CAPABILITIES = frozenset({Capability.create})
 ISSUE_TYPE = "Bug"
 TIMEOUT_S = 20.0
 # The library retries 429/5xx itself; the queue retries the whole job, so one extra try here is enough.
 LIBRARY_RETRIES = 1
 
 
+def from_settings(settings: Settings) -> JiraTracker | None:
+    """The tracker, or None when JIRA_URL/JIRA_USER/JIRA_API_TOKEN are not all set."""
+    if not (settings.jira_url and settings.jira_user and settings.jira_api_token):
+        return None
+    return JiraTracker(url=settings.jira_url, user=settings.jira_user, token=settings.jira_api_token.get_secret_value())
+
+
 def _error(exc: JIRAError | requests.RequestException, doing: str) -> TrackerError:
+    from jira import JIRAError
+
     if isinstance(exc, JIRAError):
         status = exc.status_code or 0
         text = (exc.text or str(exc)).strip()[:300]
@@ -28,8 +44,13 @@ def _error(exc: JIRAError | requests.RequestException, doing: str) -> TrackerErr
 
 class JiraTracker:
     name = "jira"
+    label = LABEL
+    capabilities = CAPABILITIES
 
     def __init__(self, *, url: str, user: str, token: str, issue_type: str = ISSUE_TYPE) -> None:
+        # Imported here: the jira library loads only where a ticket is filed.
+        from jira import JIRA, JIRAError
+
         self.url = url.rstrip("/")
         self.issue_type = issue_type
         try:
@@ -37,10 +58,16 @@ class JiraTracker:
         except (JIRAError, requests.RequestException) as exc:
             raise _error(exc, "login") from exc
 
+    def incident_key(self, alert: dict[str, Any]) -> str | None:
+        # Alerts do not name Jira tickets: a ticket is only ever filed from here.
+        return None
+
     def browse_url(self, key: str) -> str:
         return f"{self.url}/browse/{key}"
 
     def find(self, marker: str, *, project: str) -> TicketRef | None:
+        from jira import JIRAError
+
         try:
             issues = self.client.search_issues(f'project = "{project}" AND labels = "{marker}" ORDER BY created ASC', maxResults=1)
         except (JIRAError, requests.RequestException) as exc:
@@ -50,6 +77,8 @@ class JiraTracker:
         return None
 
     def create(self, ticket: NewTicket) -> TicketRef:
+        from jira import JIRAError
+
         fields: dict[str, object] = {
             "project": {"key": ticket.project},
             "issuetype": {"name": self.issue_type},

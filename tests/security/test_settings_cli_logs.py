@@ -40,6 +40,10 @@ OWN_SECRETS = {
     "openai_api_key": "sk-SETTINGSopenaiKEY000000",
     "jira_api_token": "SETTINGSjiraTOKEN",
     "session_secret": "SETTINGSsessionSECRET",
+    "pagerduty_api_token": "SETTINGSpagerdutyAPItoken",
+    "servicenow_password": "SETTINGSservicenowPASSWORD",
+    "servicenow_token": "SETTINGSservicenowTOKEN",
+    "qdrant_api_key": "SETTINGSqdrantKEY",
 }
 PD_SECRET = "SETTINGSpagerdutySECRET"
 

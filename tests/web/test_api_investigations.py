@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from redis import Redis
@@ -172,3 +174,40 @@ def test_rerun_starts_a_child_investigation_once_the_first_has_finished(server: 
     assert accepted.status_code == 202
     child = web_store.require(accepted.json()["id"])
     assert child.parent_id == finished.id and child.status == "queued"
+
+
+def test_servicenow_incident_is_requested_once_and_listed_with_the_investigation(
+    spawn: Callable[..., Server], keys: Keys, web_store: Store
+) -> None:
+    # The instance is never called here: the request claims the incident and queues the job that files it.
+    server = spawn(SERVICENOW_URL="https://acme.service-now.example", SERVICENOW_TOKEN="sn-token")
+    row = make_investigation(web_store)
+    path = f"/api/v1/investigations/{row.id}/tickets/servicenow"
+    with server.client(keys.write) as client:
+        first = client.post(path)
+        second = client.post(path)
+        unknown = client.post(f"/api/v1/investigations/{row.id}/tickets/pagerduty")
+        detail = client.get(f"/api/v1/investigations/{row.id}").json()
+    assert first.status_code == 202 and first.json()["created"] is True
+    assert second.status_code == 202 and second.json()["created"] is False
+    assert (second.json()["tool"], second.json()["action"], second.json()["status"]) == ("servicenow", "create", "pending")
+    # PagerDuty takes notes but files no incidents on request.
+    assert unknown.status_code == 404
+    assert [(t["tool"], t["action"], t["status"]) for t in detail["tickets"]] == [("servicenow", "create", "pending")]
+    queue = Queue(server.queue_name, connection=Redis.from_url(REDIS_URL))
+    jobs = [j for j in queue.jobs if j.func_name == "agents.ticketing.create_incident" and j.args == (row.id, "servicenow")]
+    assert len(jobs) == 1
+
+    # The dashboard offers the same button while nobody asked, and lists the request once someone did.
+    other = make_investigation(web_store)
+    with server.client() as browser:
+        assert browser.post("/login", data={"key": keys.write, "next": "/"}).status_code == 303
+        page = browser.get(f"/investigations/{other.id}").text
+        action = f'action="/investigations/{other.id}/tickets/servicenow"'
+        assert action in page and "Create ServiceNow incident" in page
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        assert browser.post(f"/investigations/{other.id}/tickets/servicenow", data={"csrf": csrf[1]}).status_code == 303
+        after = browser.get(f"/investigations/{other.id}").text
+    assert action not in after and "Incident tools" in after and "servicenow create" in after
+    assert web_store.get_ticket_action(other.id, "servicenow", "create") is not None

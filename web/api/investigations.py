@@ -1,4 +1,4 @@
-"""/api/v1/investigations: start, list, read, report, ask, Jira, re-run."""
+"""/api/v1/investigations: start, list, read, report, ask, Jira, other incident tools, re-run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
-from agents import flows
+from agents import flows, ticketing
 from agents.render import render
 from agents.report import Category, Report
 from core.models import Source, Status
@@ -25,6 +25,7 @@ from web.api.schemas import (
     InvestigationDetail,
     InvestigationPage,
     JiraRequested,
+    TicketRequested,
 )
 from web.auth import Principal, require
 from web.context import request_id_of
@@ -38,6 +39,7 @@ Reader = Annotated[Principal, Depends(require("read"))]
 Writer = Annotated[Principal, Depends(require("write"))]
 InvestigationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 ReportFormat = Literal["json", "markdown", "html"]
+ToolName = Annotated[str, Path(pattern=r"^[a-z]{1,32}$")]
 
 _ACCEPT = (("text/markdown", "markdown"), ("text/html", "html"), ("application/json", "json"))
 
@@ -134,6 +136,34 @@ def request_jira(investigation_id: InvestigationId, principal: Writer) -> JiraRe
     with service.queue_errors():
         link, created = flows.request_jira(row.id, requested_by=f"api:{principal.name}")
     return JiraRequested(investigation_id=row.id, created=created, status=link.status, key=link.key, url=link.url)
+
+
+@router.post(
+    "/{investigation_id}/tickets/{tool}",
+    status_code=202,
+    response_model=TicketRequested,
+    summary="Request the investigation's incident in a tool that files them (ServiceNow), once",
+)
+def request_ticket(
+    investigation_id: InvestigationId, tool: Annotated[str, Path(pattern=r"^[a-z]{1,32}$")], principal: Writer
+) -> TicketRequested:
+    row = service.require_investigation(investigation_id)
+    if not row.report:
+        raise ApiError("REPORT_NOT_READY", "an incident is filed from the report; wait until it is ready")
+    if tool not in {b.tool for b in ticketing.ticket_buttons(row.id)}:
+        raise ApiError("NOT_FOUND", f"no configured incident tool '{tool}' files incidents")
+    with service.queue_errors():
+        claim, created = ticketing.request_ticket(row.id, tool, requested_by=f"api:{principal.name}")
+    return TicketRequested(
+        investigation_id=row.id,
+        created=created,
+        tool=tool,
+        action=claim.action,
+        status=claim.status,
+        key=claim.key,
+        url=claim.url,
+        error=claim.error,
+    )
 
 
 @router.post("/{investigation_id}/rerun", status_code=202, response_model=InvestigationCreated, summary="Run the investigation again")

@@ -96,6 +96,20 @@ class JiraRequested(JiraOut):
     created: bool = Field(description="True when this request claimed the ticket; false when one was already requested.")
 
 
+class TicketActionOut(BaseModel):
+    tool: str = Field(description="the incident tool: pagerduty, servicenow, ...")
+    action: str = Field(description="note (the report added to the incident) or create (an incident filed on request)")
+    status: str = Field(description="pending, done or failed")
+    key: str | None = Field(description="the incident the note went to, or the one filed")
+    url: str | None
+    error: str | None
+
+
+class TicketRequested(TicketActionOut):
+    investigation_id: str
+    created: bool = Field(description="True when this request claimed the incident; false when one was already requested.")
+
+
 class NotificationOut(BaseModel):
     target: str = Field(description="notify:<name> and where it sends, without secrets")
     status: str = Field(description="pending, delivered or failed")
@@ -119,3 +133,4 @@ class InvestigationDetail(InvestigationSummary):
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     notifications: list[NotificationOut] = Field(default_factory=list, description="who was told of the finished report, and how it went")
+    tickets: list[TicketActionOut] = Field(default_factory=list, description="notes added to incident tools and incidents filed there")

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from agents import flows
+from agents import flows, ticketing
 from agents.render import render
 from agents.report import CATEGORIES
 from core.models import Status
@@ -181,6 +181,8 @@ def detail_page(request: Request, investigation_id: str, notice: Annotated[str |
         follow_ups=store.follow_ups(row.id),
         jira=store.get_jira(row.id),
         notifications=store.notifications(row.id),
+        tickets=store.ticket_actions(row.id),
+        ticket_buttons=ticketing.ticket_buttons(row.id) if row.report else [],
         thread_url=thread_url,
         report_html=report_html,
         parent=row.parent_id,
@@ -227,6 +229,23 @@ def jira_action(request: Request, investigation_id: str, csrf: Annotated[str, Fo
     with service.queue_errors():
         link, created = flows.request_jira(row.id, requested_by=f"dashboard:{viewer.name}")
     notice = "Jira ticket requested." if created else f"A Jira ticket was already requested ({link.key or link.status})."
+    return _back(row.id, notice)
+
+
+@router.post("/investigations/{investigation_id}/tickets/{tool}")
+def ticket_action(request: Request, investigation_id: str, tool: str, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+    viewer = _action_guard(request, csrf)
+    if not isinstance(viewer, Principal):
+        return viewer
+    row = service.require_investigation(investigation_id)
+    if not row.report:
+        raise ApiError("REPORT_NOT_READY", "an incident is filed from the report; wait until it is ready")
+    if tool not in {b.tool for b in ticketing.ticket_buttons(row.id)}:
+        raise ApiError("NOT_FOUND", f"no configured incident tool '{tool}' files incidents")
+    with service.queue_errors():
+        claim, created = ticketing.request_ticket(row.id, tool, requested_by=f"dashboard:{viewer.name}")
+    label = ticketing.tool_label(tool)
+    notice = f"{label} incident requested." if created else f"A {label} incident was already requested ({claim.key or claim.status})."
     return _back(row.id, notice)
 
 
