@@ -160,6 +160,8 @@ def test_console_log_traces_mask_secrets_in_exception_messages_causes_and_locals
     configure_logging("console", "info", stream=sys.stderr)
 
     text = stream.getvalue()
-    assert text.count("RuntimeError: gateway refused") == 2 and "ConnectionError: cannot reach" in text, "both traces and their cause are still logged"
+    assert text.count("RuntimeError: gateway refused") == 2 and "ConnectionError: cannot reach" in text, (
+        "both traces and their cause are still logged"
+    )
     assert "[REDACTED]" in text
     assert leaks(text) == []
