@@ -49,10 +49,12 @@ def big_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def big_catalog(tmp_path: Path, example_repo: Path, big_logs: Path) -> dict[str, str]:
+def big_stack(stack: Stack, tmp_path: Path, example_repo: Path, big_logs: Path) -> Stack:
+    """The stack with the checkout service reading the big bundle's logs."""
     path = tmp_path / "services-big.yaml"
     path.write_text("defaults: {lookback: 2h, after: 15m}\nservices:\n" + checkout_service(example_repo, logs=big_logs), encoding="utf-8")
-    return {"SERVICES_FILE": str(path)}
+    stack.env["SERVICES_FILE"] = str(path)
+    return stack
 
 
 def finished(db: Store) -> Investigation | None:
@@ -94,9 +96,9 @@ def readers_reading(worker: Proc) -> list[psutil.Process]:
     return readers if len(readers) >= 2 else []
 
 
-def start_reading(stack: Stack, env: dict[str, str], retries: int) -> tuple[Proc, list[psutil.Process]]:
-    web = stack.web(JOB_RETRIES=str(retries), **env)
-    worker = stack.worker(JOB_RETRIES=str(retries), **env)
+def start_reading(stack: Stack, retries: int) -> tuple[Proc, list[psutil.Process]]:
+    web = stack.web(JOB_RETRIES=str(retries))
+    worker = stack.worker(JOB_RETRIES=str(retries))
     assert slack_surface(web).command(COMMAND).status_code == 200
     readers = until(lambda: readers_reading(worker), timeout=120, every=0.05, what="the work horse reading logs in parallel")
     return worker, readers
@@ -107,9 +109,9 @@ def assert_readers_end_with_their_parent(readers: list[psutil.Process]) -> None:
 
 
 def test_worker_and_horse_killed_mid_read_leave_no_reader_and_the_next_worker_reruns_once(
-    stack: Stack, big_catalog: dict[str, str], slack: SlackStandin, db: Store
+    big_stack: Stack, slack: SlackStandin, db: Store
 ) -> None:
-    worker, readers = start_reading(stack, big_catalog, retries=1)
+    worker, readers = start_reading(big_stack, retries=1)
     horse = readers[0].parent()
     assert horse is not None and horse.pid != worker.pid
 
@@ -121,7 +123,7 @@ def test_worker_and_horse_killed_mid_read_leave_no_reader_and_the_next_worker_re
     assert_readers_end_with_their_parent(readers)
 
     # RQ gives up on the job once its worker's heartbeat has lapsed; the next worker's maintenance finds it then.
-    stack.worker(JOB_RETRIES="1", **big_catalog)
+    big_stack.worker(JOB_RETRIES="1")
     final = until(lambda: finished(db), timeout=240, every=0.5, what="the next worker ending the investigation")
 
     assert final.status in (Status.done.value, Status.degraded.value), final.error
@@ -130,9 +132,9 @@ def test_worker_and_horse_killed_mid_read_leave_no_reader_and_the_next_worker_re
 
 
 def test_horse_killed_mid_read_with_no_retry_left_ends_failed_with_the_reason_in_the_thread(
-    stack: Stack, big_catalog: dict[str, str], slack: SlackStandin, db: Store
+    big_stack: Stack, slack: SlackStandin, db: Store
 ) -> None:
-    worker, readers = start_reading(stack, big_catalog, retries=0)
+    worker, readers = start_reading(big_stack, retries=0)
     horse = readers[0].parent()
     assert horse is not None
 
