@@ -1,7 +1,7 @@
 """Load on the web process: signed Slack requests and API reads at a fixed rate (open loop), and a PagerDuty storm.
 
     python -m bench.load [--rate 100] [--seconds 30] [--web-workers 2] [--storm-alerts 100] [--storm-seconds 60]
-    python -m bench.load --rates 100,300,500 --no-storm      # the ack scenario at each rate, each on a fresh stack
+    python -m bench.load --rates 100,300,500 --no-storm      # slash commands, events, clicks and API reads at each rate
 
 Open loop: request i is sent at start + i/rate whether or not earlier ones have answered, and its latency counts
 from that planned moment, so a slow server cannot hide its queue by slowing the generator down.
@@ -31,6 +31,7 @@ import aiohttp
 import psutil
 
 from bench.load.stack import PD_SECRET, SERVICES, SIGNING_SECRET, Running, running_stack
+from bot.blocks import ACTION_OPEN_REPORT
 from core.models import Status
 from core.store import Store
 
@@ -88,6 +89,33 @@ def channel_message(n: int) -> tuple[str, bytes, dict[str, str]]:
     }
     body = json.dumps(envelope).encode()
     return "/slack/events", body, {"Content-Type": "application/json", **_slack_signed(body)}
+
+
+def link_click(n: int) -> tuple[str, bytes, dict[str, str]]:
+    """A click on the report's "Open report" URL button: Slack sends it and waits for the ack like any interaction."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T0LOAD", "domain": "load"},
+        "user": {"id": "U0LOAD", "username": "load", "team_id": "T0LOAD"},
+        "api_app_id": "A0LOAD",
+        "token": "legacy-verification-token",
+        "trigger_id": f"load.click.{n}",
+        "channel": {"id": "C0LOAD", "name": "incidents"},
+        "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C0LOAD"},
+        "response_url": "https://hooks.slack.com/actions/T0LOAD/1/load",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": f"{ACTION_OPEN_REPORT}:{n}",
+                "block_id": "report_actions",
+                "text": {"type": "plain_text", "text": "Open report"},
+                "url": "http://127.0.0.1/investigations/inv_load",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return "/slack/events", body, {"Content-Type": "application/x-www-form-urlencoded", **_slack_signed(body)}
 
 
 def pagerduty_alert(n: int) -> tuple[str, bytes, dict[str, str]]:
@@ -156,6 +184,18 @@ def mixed(i: int) -> tuple[str, Any]:
     return kind, None
 
 
+def front_door_mix(i: int) -> tuple[str, Any]:
+    """A quarter each: slash commands, channel messages (events), button clicks (interactive), API list reads."""
+    kind = ("slash_command", "event", "interactive", "api_list")[i % 4]
+    if kind == "slash_command":
+        return kind, slash_command(i)
+    if kind == "event":
+        return kind, channel_message(i)
+    if kind == "interactive":
+        return kind, link_click(i)
+    return kind, None
+
+
 def _count_all(store: Store) -> int:
     """Every recorded investigation, page by page (one page would cap the count)."""
     total, cursor = 0, None
@@ -199,9 +239,9 @@ def _web_cpu_s(stack: Running) -> float:
         return float("nan")
 
 
-def ack_scenario(stack: Running, rate: float, seconds: float) -> dict[str, Any]:
+def ack_scenario(stack: Running, rate: float, seconds: float, make: Any = mixed) -> dict[str, Any]:
     cpu_before = _web_cpu_s(stack)
-    run = asyncio.run(open_loop(stack.url, rate=rate, seconds=seconds, make=mixed, api_key=stack.api_key))
+    run = asyncio.run(open_loop(stack.url, rate=rate, seconds=seconds, make=make, api_key=stack.api_key))
     web_cpu_s = _web_cpu_s(stack) - cpu_before
     result = summarise(run, {200})
     result |= {"rate_per_s": rate, "seconds": seconds}
@@ -295,7 +335,7 @@ def _ack_only(rates: list[float], seconds: float, web_workers: int, command: str
     with tempfile.TemporaryDirectory(prefix="ir-load-") as tmp:
         for rate in rates:
             with running_stack(Path(tmp) / f"ack-{rate:g}", web_workers=web_workers) as stack:
-                ack = by_rate[f"{rate:g}"] = ack_scenario(stack, rate, seconds)
+                ack = by_rate[f"{rate:g}"] = ack_scenario(stack, rate, seconds, make=front_door_mix)
             print(
                 f"ack @ {rate:g}/s for {seconds:g}s, {web_workers} web workers: p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, "
                 f"max {ack['max_ms']} ms, errors {ack['errors']}/{ack['requests']}; "
