@@ -20,6 +20,7 @@ from core.progress import Progress
 from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, QueueUnavailable, enqueue, resolve
 from core.runtime import get_redis, get_store
 from core.settings import Profile, get_settings
+from core.store import IdempotencyClaim
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +31,14 @@ COALESCE_WINDOW = timedelta(minutes=10)
 # Only alerting sources storm; a person asking (Slack command, API) gets the investigation they asked for.
 COALESCED_SOURCES = frozenset({Source.pagerduty_post, Source.pagerduty_webhook, Source.alert_post})
 COALESCED_INTO = "coalesced_into"
+
+
+class RecordedNotQueued(QueueUnavailable):
+    """Redis is down: the investigation is recorded as `queued` and `requeue_waiting` queues it once Redis is back."""
+
+    def __init__(self, investigation: Investigation, cause: QueueUnavailable) -> None:
+        super().__init__(str(cause))
+        self.investigation = investigation
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +67,12 @@ def open_investigation(
     slack_thread_ts: str | None = None,
     requested_by: str | None = None,
     parent_id: str | None = None,
+    idempotency: IdempotencyClaim | None = None,
 ) -> tuple[Investigation, bool]:
-    """Record an investigation and queue it. Returns (investigation, created); a known PagerDuty incident is not created twice.
+    """Record an investigation and queue it. Returns (investigation, created); a known PagerDuty incident or a repeated
+    idempotency key is not created twice (core.store.IdempotencyKeyReused when the key came with another request).
 
-    Raises core.queue.QueueUnavailable when Redis is down (outside the dev profile): the row stays `queued` and
+    Raises RecordedNotQueued when Redis is down (outside the dev profile): the row stays `queued` and
     `requeue_waiting` picks it up once the queue is back.
     """
     store = get_store()
@@ -79,14 +90,17 @@ def open_investigation(
         requested_by=requested_by,
         parent_id=parent_id,
     )
-    stored = store.create_investigation(row)
+    stored = store.create_investigation(row, idempotency=idempotency)
     if stored.id != row.id:
         return stored, False
     if parent_id is None and source in COALESCED_SOURCES:
         lead = _storm_lead(service, stored.id)
         if lead is not None:
             return _join(stored, lead), True
-    queue_investigation(stored.id)
+    try:
+        queue_investigation(stored.id)
+    except QueueUnavailable as exc:
+        raise RecordedNotQueued(stored, exc) from exc
     return stored, True
 
 
@@ -163,8 +177,8 @@ def queue_investigation(investigation_id: str) -> None:
         threading.Thread(target=resolve(INVESTIGATE), args=(investigation_id,), name=f"inline-{investigation_id}", daemon=True).start()
 
 
-def rerun(investigation_id: str, *, requested_by: str | None) -> Investigation:
-    """A fresh investigation of the same alert and window, in the same thread."""
+def rerun(investigation_id: str, *, requested_by: str | None, idempotency: IdempotencyClaim | None = None) -> Investigation:
+    """A fresh investigation of the same alert and window, in the same thread (the earlier one for a repeated key)."""
     store = get_store()
     old = store.require(investigation_id)
     alert = Alert.model_validate(old.alert)
@@ -177,6 +191,7 @@ def rerun(investigation_id: str, *, requested_by: str | None) -> Investigation:
         slack_thread_ts=old.slack_thread_ts,
         requested_by=requested_by,
         parent_id=old.id,
+        idempotency=idempotency,
     )
     return new
 
@@ -212,6 +227,18 @@ def request_jira(investigation_id: str, *, requested_by: str | None) -> tuple[Ji
             store.release_jira(investigation_id)
             raise
     return link, claimed
+
+
+def on_queue(row: Investigation) -> bool:
+    """Whether the run is queued in Redis or past it; False while a row recorded during a Redis outage waits for the sweep."""
+    from rq.job import Job
+
+    if row.status != Status.queued.value or is_follower(row):
+        return True
+    try:
+        return bool(Job.exists(row.id, connection=get_redis()))
+    except (RedisError, OSError):
+        return False
 
 
 def requeue_waiting(*, older_than: timedelta = timedelta(seconds=30)) -> list[str]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
+from structlog.typing import ExcInfo
 
-from core.redaction import redact
+from core.redaction import redact, redact_text
 
 
 def _redact_event(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -18,6 +20,15 @@ def _redact_event(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[
         if key != "exc_info" and isinstance(value, str | dict | list):
             event_dict[key] = redact(value)
     return event_dict
+
+
+def _redacted_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
+    # The console renderer formats exc_info itself, after every processor, so redaction has to happen here.
+    # A plain trace rather than rich's: rich wraps long lines (a secret cut in two escapes every pattern) and
+    # prints each frame's locals, which is where DSNs and tokens live.
+    trace = io.StringIO()
+    structlog.dev.plain_traceback(trace, exc_info)
+    sio.write(redact_text(trace.getvalue()))
 
 
 def _add_trace_id(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +52,11 @@ def configure_logging(fmt: str = "console", level: str = "info", *, stream: Any 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_id,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=_redacted_traceback)
+    )
     # An exception's message can carry a secret (a driver naming its DSN): its trace is rendered before redaction runs.
     last: list[Any] = [structlog.processors.format_exc_info, _redact_event] if fmt == "json" else [_redact_event]
     structlog.configure(

@@ -174,6 +174,19 @@ class InboundDelivery(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class IdempotencyKey(SQLModel, table=True):
+    """An `Idempotency-Key` an API client sent, the request it came with, and the investigation that request made or named."""
+
+    __tablename__ = "idempotency_keys"
+
+    # Scoped by client, so two clients' keys never collide.
+    owner: str = Field(primary_key=True, max_length=100, description="the API key's name")
+    key: str = Field(primary_key=True, max_length=64)
+    request_hash: str = Field(max_length=64, description="sha256 of the route and the canonical body")
+    investigation_id: str = Field(foreign_key="investigations.id", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
 

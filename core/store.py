@@ -21,6 +21,7 @@ from core.db import get_engine, migrate, session_scope
 from core.models import (
     ApiKey,
     FollowUp,
+    IdempotencyKey,
     InboundDelivery,
     Investigation,
     JiraLink,
@@ -34,6 +35,22 @@ from core.models import (
 
 class NotFound(LookupError):
     pass
+
+
+class IdempotencyKeyReused(ValueError):
+    """The client sent this Idempotency-Key before with a different request."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """An API client's `Idempotency-Key` and the hash of the request it came with."""
+
+    owner: str
+    key: str
+    request_hash: str
+
+    def row(self, investigation_id: str) -> IdempotencyKey:
+        return IdempotencyKey(owner=self.owner, key=self.key, request_hash=self.request_hash, investigation_id=investigation_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +93,24 @@ class Store:
 
     # investigations ---------------------------------------------------------
 
-    def create_investigation(self, investigation: Investigation) -> Investigation:
-        """Insert; when a PagerDuty incident id is already taken, return that investigation instead."""
+    def create_investigation(self, investigation: Investigation, *, idempotency: IdempotencyClaim | None = None) -> Investigation:
+        """Insert; when a PagerDuty incident id or the idempotency key is already taken, return that investigation instead.
+
+        The key is written in the same transaction as the row, so a retry finds either both or neither, never a key
+        whose request is still half done. Raises IdempotencyKeyReused when the key came with another request.
+        """
         try:
             with session_scope(self.engine) as s:
                 s.add(investigation)
+                if idempotency is not None:
+                    s.flush()
+                    s.add(idempotency.row(investigation.id))
             return investigation
         except IntegrityError:
+            if idempotency is not None:
+                earlier = self._same_request(idempotency)
+                if earlier is not None:
+                    return self.require(earlier.investigation_id)
             if investigation.pagerduty_incident_id:
                 existing = self.find_by_pagerduty(investigation.pagerduty_incident_id)
                 if existing is not None:
@@ -220,6 +248,31 @@ class Store:
         with self.session() as s:
             stmt = select(Investigation).where(col(Investigation.status).in_(active), Investigation.updated_at < older_than)
             return list(s.exec(stmt).all())
+
+    # idempotency keys -------------------------------------------------------
+
+    def claim_idempotency_key(self, claim: IdempotencyClaim, *, investigation_id: str) -> IdempotencyKey:
+        """Record the key with its request; the earlier record when the same request comes again.
+
+        Raises IdempotencyKeyReused when the key came with another request.
+        """
+        row = claim.row(investigation_id)
+        try:
+            with session_scope(self.engine) as s:
+                s.add(row)
+            return row
+        except IntegrityError:
+            earlier = self._same_request(claim)
+            if earlier is None:
+                raise
+            return earlier
+
+    def _same_request(self, claim: IdempotencyClaim) -> IdempotencyKey | None:
+        with self.session() as s:
+            earlier = s.get(IdempotencyKey, (claim.owner, claim.key))
+        if earlier is not None and earlier.request_hash != claim.request_hash:
+            raise IdempotencyKeyReused(claim.key)
+        return earlier
 
     # progress ---------------------------------------------------------------
 

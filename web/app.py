@@ -13,10 +13,13 @@ import structlog
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis as AsyncRedis
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from agents.render import validate_templates
 from core.logging import configure_logging
 from core.redaction import configure as configure_redaction
+from core.runtime import get_store
 from core.settings import Settings, get_settings
 from core.tracing import configure_tracing
 from web import dashboard, errors, health, live, observability
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_warm_store)
         yield
         await app.state.async_redis.aclose()
 
@@ -83,6 +87,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IpRateLimitMiddleware, limiter=app.state.limiter)
     app.add_middleware(RequestContextMiddleware, observe=app.state.metrics.observe_request)
     return app
+
+
+def _warm_store() -> None:
+    """Open the store (which checks the schema) before the first request, in each uvicorn worker process.
+
+    Left to the first request, that check (alembic's import and a migration run, about a second) held the store lock
+    while the acks queued behind it; a database that is down at start-up leaves it to the first request, as before.
+    """
+    try:
+        get_store()
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("store_warm_up_failed", error=type(exc).__name__)
 
 
 def mount_integrations(app: FastAPI, settings: Settings) -> list[str]:

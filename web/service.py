@@ -7,10 +7,14 @@ flow errors into API errors.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import BaseModel
 
 from agents import flows
 from agents.report import Report
@@ -20,11 +24,12 @@ from core.models import FollowUp, Investigation, JiraLink, Source, Status, Ticke
 from core.queue import QueueUnavailable
 from core.runtime import get_store
 from core.settings import get_settings
-from core.store import InvestigationFilter, decode_cursor
+from core.store import IdempotencyClaim, IdempotencyKeyReused, InvestigationFilter, decode_cursor
 from integrations.catalog import get_catalog
 from web.api.schemas import (
     CreateInvestigation,
     FollowUpOut,
+    InvestigationCreated,
     InvestigationDetail,
     InvestigationSummary,
     JiraOut,
@@ -37,6 +42,7 @@ from web.errors import ApiError
 
 MAX_LOOKBACK = timedelta(days=14)
 FUTURE_SLACK = timedelta(minutes=5)
+WAITING_FOR_QUEUE = "the job queue is not answering; the investigation is recorded and will run when the queue is back"
 
 
 def links(investigation_id: str) -> Links:
@@ -144,6 +150,44 @@ def list_page(flt: InvestigationFilter, *, limit: int, cursor: str | None) -> tu
     return get_store().list_investigations(flt, limit=limit, cursor=cursor)
 
 
+def idempotency_claim(owner: str, key: str | None, route: str, body: BaseModel | None = None) -> IdempotencyClaim | None:
+    """The claim a request's `Idempotency-Key` makes; its hash covers the route (with its ids) and the parsed body.
+
+    The parsed body, not the bytes: a client re-serialising the same request (key order, spacing) is the same request.
+    """
+    if key is None:
+        return None
+    document = {"route": route, "body": body.model_dump(mode="json") if body is not None else None}
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return IdempotencyClaim(owner=owner, key=key, request_hash=digest)
+
+
+def question_dedupe_key(claim: IdempotencyClaim) -> str:
+    """The follow-up's unique key for a client's key: scoped by client, and bounded to its column whatever the key's length."""
+    return "api:" + hashlib.sha256(f"{claim.owner}\n{claim.key}".encode()).hexdigest()[:56]
+
+
+@contextmanager
+def idempotency_errors() -> Iterator[None]:
+    try:
+        yield
+    except IdempotencyKeyReused as exc:
+        raise ApiError(
+            "IDEMPOTENCY_KEY_REUSED", f"Idempotency-Key {exc} was already used for a different request; use a new key for a new request"
+        ) from exc
+
+
+def created(row: Investigation, *, queued: bool) -> InvestigationCreated:
+    return InvestigationCreated(
+        id=row.id,
+        status=Status(row.status),
+        parent_id=row.parent_id,
+        links=links(row.id),
+        queued=queued,
+        message=None if queued else WAITING_FOR_QUEUE,
+    )
+
+
 @contextmanager
 def queue_errors() -> Iterator[None]:
     try:
@@ -152,7 +196,7 @@ def queue_errors() -> Iterator[None]:
         raise ApiError("QUEUE_UNAVAILABLE", "the job queue is not answering; try again in a minute") from exc
 
 
-def start(body: CreateInvestigation, *, requested_by: str) -> Investigation:
+def start(body: CreateInvestigation, *, requested_by: str, idempotency: IdempotencyClaim | None = None) -> InvestigationCreated:
     try:
         catalog = get_catalog()
     except CatalogError as exc:
@@ -177,9 +221,24 @@ def start(body: CreateInvestigation, *, requested_by: str) -> Investigation:
         raise ApiError("VALIDATION_ERROR", f"since: must be between 1s and {MAX_LOOKBACK.days}d")
     window = flows.window_for(catalog, at=at, since_s=since_s, now=now)
     alert = _alert(body, service, window.at)
-    with queue_errors():
-        row, _ = flows.open_investigation(alert=alert, service=service, source=Source.api, window=window, requested_by=requested_by)
-    return row
+    with idempotency_errors():
+        try:
+            row, fresh = flows.open_investigation(
+                alert=alert, service=service, source=Source.api, window=window, requested_by=requested_by, idempotency=idempotency
+            )
+        except flows.RecordedNotQueued as waiting:
+            # A 503 here would invite the client to retry and record a second investigation; the sweep runs this one.
+            return created(waiting.investigation, queued=False)
+    return created(row, queued=fresh or flows.on_queue(row))
+
+
+def rerun(row: Investigation, *, requested_by: str, idempotency: IdempotencyClaim | None = None) -> InvestigationCreated:
+    with idempotency_errors():
+        try:
+            new = flows.rerun(row.id, requested_by=requested_by, idempotency=idempotency)
+        except flows.RecordedNotQueued as waiting:
+            return created(waiting.investigation, queued=False)
+    return created(new, queued=flows.on_queue(new))
 
 
 def _alert(body: CreateInvestigation, service: str, at: datetime) -> Alert:

@@ -1,6 +1,7 @@
 """Load on the web process: signed Slack requests and API reads at a fixed rate (open loop), and a PagerDuty storm.
 
     python -m bench.load [--rate 100] [--seconds 30] [--web-workers 2] [--storm-alerts 100] [--storm-seconds 60]
+    python -m bench.load --rates 100,300,500 --no-storm      # slash commands, events, clicks and API reads at each rate
 
 Open loop: request i is sent at start + i/rate whether or not earlier ones have answered, and its latency counts
 from that planned moment, so a slow server cannot hide its queue by slowing the generator down.
@@ -15,6 +16,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -26,8 +28,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import psutil
 
 from bench.load.stack import PD_SECRET, SERVICES, SIGNING_SECRET, Running, running_stack
+from bot.blocks import ACTION_OPEN_REPORT
 from core.models import Status
 from core.store import Store
 
@@ -85,6 +89,33 @@ def channel_message(n: int) -> tuple[str, bytes, dict[str, str]]:
     }
     body = json.dumps(envelope).encode()
     return "/slack/events", body, {"Content-Type": "application/json", **_slack_signed(body)}
+
+
+def link_click(n: int) -> tuple[str, bytes, dict[str, str]]:
+    """A click on the report's "Open report" URL button: Slack sends it and waits for the ack like any interaction."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T0LOAD", "domain": "load"},
+        "user": {"id": "U0LOAD", "username": "load", "team_id": "T0LOAD"},
+        "api_app_id": "A0LOAD",
+        "token": "legacy-verification-token",
+        "trigger_id": f"load.click.{n}",
+        "channel": {"id": "C0LOAD", "name": "incidents"},
+        "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C0LOAD"},
+        "response_url": "https://hooks.slack.com/actions/T0LOAD/1/load",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": f"{ACTION_OPEN_REPORT}:{n}",
+                "block_id": "report_actions",
+                "text": {"type": "plain_text", "text": "Open report"},
+                "url": "http://127.0.0.1/investigations/inv_load",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    return "/slack/events", body, {"Content-Type": "application/x-www-form-urlencoded", **_slack_signed(body)}
 
 
 def pagerduty_alert(n: int) -> tuple[str, bytes, dict[str, str]]:
@@ -153,6 +184,18 @@ def mixed(i: int) -> tuple[str, Any]:
     return kind, None
 
 
+def front_door_mix(i: int) -> tuple[str, Any]:
+    """A quarter each: slash commands, channel messages (events), button clicks (interactive), API list reads."""
+    kind = ("slash_command", "event", "interactive", "api_list")[i % 4]
+    if kind == "slash_command":
+        return kind, slash_command(i)
+    if kind == "event":
+        return kind, channel_message(i)
+    if kind == "interactive":
+        return kind, link_click(i)
+    return kind, None
+
+
 def _count_all(store: Store) -> int:
     """Every recorded investigation, page by page (one page would cap the count)."""
     total, cursor = 0, None
@@ -187,10 +230,25 @@ def summarise(run: Run, ok: set[int]) -> dict[str, Any]:
     }
 
 
-def ack_scenario(stack: Running, rate: float, seconds: float) -> dict[str, Any]:
-    run = asyncio.run(open_loop(stack.url, rate=rate, seconds=seconds, make=mixed, api_key=stack.api_key))
+def _web_cpu_s(stack: Running) -> float:
+    """CPU seconds used so far by the web process and its uvicorn workers."""
+    try:
+        root = psutil.Process(stack.procs[0].pid)
+        return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
+    except psutil.NoSuchProcess:
+        return float("nan")
+
+
+def ack_scenario(stack: Running, rate: float, seconds: float, make: Any = mixed) -> dict[str, Any]:
+    cpu_before = _web_cpu_s(stack)
+    run = asyncio.run(open_loop(stack.url, rate=rate, seconds=seconds, make=make, api_key=stack.api_key))
+    web_cpu_s = _web_cpu_s(stack) - cpu_before
     result = summarise(run, {200})
     result |= {"rate_per_s": rate, "seconds": seconds}
+    # What the front door costs per request, whatever else shares the cores: the figure that decides the top rate.
+    result["web_cpu_ms_per_request"] = round(1000 * web_cpu_s / max(len(run.samples), 1), 2)
+    result["web_cores_used"] = round(web_cpu_s / seconds, 2)
+    result["load_average_1m"] = round(os.getloadavg()[0], 2)
     result["investigations_recorded"] = _count_all(stack.store)
     result["slash_commands_sent"] = result["by_kind"]["slash_command"]["requests"]
     return result
@@ -235,9 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn worker processes (`serve --workers`)")
     parser.add_argument("--storm-alerts", type=int, default=100)
     parser.add_argument("--storm-seconds", type=float, default=60.0)
+    parser.add_argument("--rates", help="comma-separated rates: run the ack scenario at each (overrides --rate)")
+    parser.add_argument("--no-storm", action="store_true", help="skip the PagerDuty storm")
     args = parser.parse_args(argv)
     seconds = min(args.seconds, 60.0)
     command = "python -m bench.load " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.rates or args.no_storm:
+        return _ack_only([float(r) for r in (args.rates or str(args.rate)).split(",")], seconds, args.web_workers, command)
     with tempfile.TemporaryDirectory(prefix="ir-load-") as tmp:
         with running_stack(Path(tmp) / "ack", web_workers=args.web_workers) as stack:
             ack = ack_scenario(stack, args.rate, seconds)
@@ -245,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             storm = storm_scenario(stack, args.storm_alerts, min(args.storm_seconds, 60.0))
     report = {
         "command": command.strip(),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "web_workers": args.web_workers,
         "ack": ack,
         "storm": storm,
@@ -265,6 +327,26 @@ def main(argv: list[str] | None = None) -> int:
         f"run {storm['investigations_run']}, linked {storm['linked_to_a_lead']}, finished {storm['finished']}"
     )
     print(f"wrote {RESULTS}")
+    return 0
+
+
+def _ack_only(rates: list[float], seconds: float, web_workers: int, command: str) -> int:
+    by_rate = {}
+    with tempfile.TemporaryDirectory(prefix="ir-load-") as tmp:
+        for rate in rates:
+            with running_stack(Path(tmp) / f"ack-{rate:g}", web_workers=web_workers) as stack:
+                ack = by_rate[f"{rate:g}"] = ack_scenario(stack, rate, seconds, make=front_door_mix)
+            print(
+                f"ack @ {rate:g}/s for {seconds:g}s, {web_workers} web workers: p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, "
+                f"max {ack['max_ms']} ms, errors {ack['errors']}/{ack['requests']}; "
+                f"web {ack['web_cpu_ms_per_request']} ms CPU per request, generator late p99 {ack['generator_late_p99_ms']} ms, "
+                f"load average {ack['load_average_1m']}"
+            )
+    report = {"command": command.strip(), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "ack_by_rate": by_rate}
+    path = RESULTS.with_name("load-rates.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
     return 0
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.models import Investigation, Source, Status
-from core.store import InvestigationFilter, Store
+from core.store import IdempotencyClaim, IdempotencyKeyReused, InvestigationFilter, Store
 
 T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
 
@@ -41,6 +41,20 @@ def test_same_pagerduty_incident_returns_the_existing_investigation(store: Store
     second = store.create_investigation(make(pd="PABC"))
     assert second.id == first.id
     assert store.find_by_pagerduty("PABC").id == first.id  # type: ignore[union-attr]
+
+
+def test_an_idempotency_key_makes_one_investigation_and_refuses_another_request(store: Store) -> None:
+    service, key = f"idem-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    claim = IdempotencyClaim(owner="ci-bot", key=key, request_hash="a" * 64)
+    first = store.create_investigation(make(service), idempotency=claim)
+    again = store.create_investigation(make(service), idempotency=claim)
+    theirs = store.create_investigation(make(service), idempotency=IdempotencyClaim(owner="pager", key=key, request_hash="a" * 64))
+    assert again.id == first.id != theirs.id
+    with pytest.raises(IdempotencyKeyReused):
+        store.create_investigation(make(service), idempotency=IdempotencyClaim(owner="ci-bot", key=key, request_hash="b" * 64))
+    rows, _ = store.list_investigations(InvestigationFilter(service=service))
+    assert len(rows) == 2, "a refused or repeated request leaves no row behind"
+    assert store.claim_idempotency_key(claim, investigation_id=first.id).investigation_id == first.id
 
 
 def test_concurrent_claims_of_one_jira_ticket_let_exactly_one_through(store: Store) -> None:

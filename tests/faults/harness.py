@@ -98,6 +98,15 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.wait(timeout=10)
 
+    def descendants_running(self, fragment: str) -> list[psutil.Process]:
+        """Descendants whose command line contains `fragment` (the log readers a work horse started)."""
+        found = []
+        for process in self._tree()[1:]:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                if fragment in " ".join(process.cmdline()):
+                    found.append(process)
+        return found
+
     def child_talking_to(self, port: int) -> psutil.Process | None:
         """The descendant holding a connection to 127.0.0.1:`port` (RQ's work horse mid-request)."""
         try:
@@ -166,13 +175,13 @@ class Stack:
             proc.stop()
 
 
-def checkout_service(repo: Path, *, name: str = "checkout", extra: str = "") -> str:
-    """The bundled example incident as a catalog entry (YAML), optionally with more sources."""
+def checkout_service(repo: Path, *, name: str = "checkout", extra: str = "", logs: Path = EXAMPLE / "logs") -> str:
+    """The bundled example incident as a catalog entry (YAML), optionally with more sources or other logs."""
     return f"""  {name}:
     aliases: ["Checkout API"]
     pagerduty_service_ids: [PCHECKOUT]
     jira_project: SHOP
-    logs: [{{kind: files, paths: ["{EXAMPLE}/logs/*.log"]}}]
+    logs: [{{kind: files, paths: ["{logs}/*.log"]}}]
     code: [{{kind: git, path: "{repo}"}}]
     deploys: [{{kind: deploys_file, path: "{EXAMPLE}/deploys.json"}}]
     metrics: [{{kind: metrics_csv, path: "{EXAMPLE}/metrics.csv"}}]

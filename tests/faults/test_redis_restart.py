@@ -1,5 +1,6 @@
-"""Redis stopped during a run: the web keeps answering (enqueue fails with a clear error, the row waits for the
-sweep), workers reconnect, and everything recorded meanwhile runs once Redis is back. The test runs a Redis of its own.
+"""Redis stopped during a run: the web keeps answering (an API start is accepted as recorded but not queued, Slack and
+PagerDuty are told, the rows wait for the sweep), workers reconnect, and everything recorded meanwhile runs once Redis
+is back. The test runs a Redis of its own.
 """
 
 from __future__ import annotations
@@ -89,10 +90,14 @@ def test_redis_restart_keeps_web_answering_and_runs_what_was_recorded_meanwhile(
     assert api.get("/healthz").status_code == 200
     ready = api.get("/readyz")
     assert ready.status_code == 503 and ready.json()["error"]["details"]["redis"] == "unreachable"
-    created = api.post("/api/v1/investigations", json={"service": "checkout", "alert_text": "5xx on /pay", "at": EXAMPLE_AT})
-    assert created.status_code == 503, created.text
-    assert created.json()["error"]["code"] == "QUEUE_UNAVAILABLE"
-    assert created.json()["error"]["request_id"] == created.headers["X-Request-ID"]
+    start = {"service": "checkout", "alert_text": "5xx on /pay", "at": EXAMPLE_AT}
+    created = api.post("/api/v1/investigations", json=start, headers={"Idempotency-Key": "outage-1"})
+    # Accepted, not refused: a 503 would invite the client to retry and record the incident twice.
+    assert created.status_code == 202, created.text
+    assert created.json()["queued"] is False and "when the queue is back" in created.json()["message"]
+    assert db.require(created.json()["id"]).status == Status.queued.value
+    retried = api.post("/api/v1/investigations", json=start, headers={"Idempotency-Key": "outage-1"})
+    assert retried.status_code == 202 and retried.json()["id"] == created.json()["id"] and retried.json()["queued"] is False
     assert api.get("/api/v1/investigations").status_code == 200
     command = {
         "command": "/investigate",
@@ -118,8 +123,10 @@ def test_redis_restart_keeps_web_answering_and_runs_what_was_recorded_meanwhile(
 
     until(all_finished, timeout=90, every=0.5, what="every investigation recorded during the outage finishing")
     rows, _ = db.list_investigations()
-    assert len(rows) == 3
+    assert len(rows) == 3 and created.json()["id"] in {r.id for r in rows}
     assert {r.status for r in rows} <= {Status.done.value, Status.degraded.value}, [(r.id, r.status, r.error) for r in rows]
     assert worker.alive(), "the worker reconnected instead of exiting"
+    replayed = api.post("/api/v1/investigations", json=start, headers={"Idempotency-Key": "outage-1"}).json()
+    assert replayed["id"] == created.json()["id"] and replayed["queued"] is True and replayed["status"] != Status.queued.value
     assert api.get("/readyz").status_code == 200
     assert "sweep" in worker.text()

@@ -139,3 +139,33 @@ def test_log_lines_mask_secrets_in_messages_nested_values_and_exception_traces(j
     assert [line["event"].split()[0] for line in lines] == ["connecting", "gateway_failed", "library"]
     assert "RuntimeError" in lines[1]["exception"], "the trace is still logged"
     assert leaks(json_log.getvalue()) == []
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, so the console renderer colours its output as it does for a developer."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stream", [io.StringIO(), Terminal()], ids=["piped", "terminal"])
+def test_console_log_traces_mask_secrets_in_exception_messages_causes_and_locals(stream: io.StringIO) -> None:
+    configure_logging("console", "debug", stream=stream)
+    log = structlog.get_logger("security-test")
+    try:
+        dsn = CREDENTIAL_URL  # a local a rich trace would print
+        try:
+            raise ConnectionError(f"cannot reach {dsn} with token {SLACK_TOKEN} " + "x" * 200)
+        except ConnectionError as cause:
+            raise RuntimeError(f"gateway refused key {OPENAI_KEY} with password={PASSWORD_KV}") from cause
+    except RuntimeError:
+        log.exception("gateway_failed")
+        logging.getLogger("some.library").exception("library saw %s", GITHUB_TOKEN)
+    configure_logging("console", "info", stream=sys.stderr)
+
+    text = stream.getvalue()
+    assert text.count("RuntimeError: gateway refused") == 2 and "ConnectionError: cannot reach" in text, (
+        "both traces and their cause are still logged"
+    )
+    assert "[REDACTED]" in text
+    assert leaks(text) == []

@@ -64,6 +64,8 @@ class SlackStandin:
         self._used_triggers: set[str] = set()
         self._view_ids = itertools.count(1)
         self.socket_mode: Any = None
+        # Called with (method, params) as a call arrives, before it is answered: a test may hold a call here.
+        self.on_call: Callable[[str, dict[str, Any]], None] | None = None
         self._http = LoopbackServer(self._handler(), name="slack-standin")
 
     # lifecycle ----------------------------------------------------------------
@@ -186,6 +188,8 @@ class SlackStandin:
         return {"ok": True, "view": stored}
 
     def _answer(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Reply:
+        if self.on_call is not None:
+            self.on_call(method, params)
         with self._lock:
             queue = self._scripts.get(method)
             scripted = queue.pop(0) if queue else None

@@ -40,14 +40,23 @@ Writer = Annotated[Principal, Depends(require("write"))]
 InvestigationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
 ReportFormat = Literal["json", "markdown", "html"]
 ToolName = Annotated[str, Path(pattern=r"^[a-z]{1,32}$")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=64,
+        pattern=NO_NUL,
+        description="Repeat it to make a retried request harmless: the same key with the same request gets the same answer, "
+        "with another request a 409 IDEMPOTENCY_KEY_REUSED.",
+    ),
+]
 
 _ACCEPT = (("text/markdown", "markdown"), ("text/html", "html"), ("application/json", "json"))
 
 
 @router.post("", status_code=202, response_model=InvestigationCreated, summary="Start an investigation")
-def create_investigation(body: CreateInvestigation, principal: Writer) -> InvestigationCreated:
-    row = service.start(body, requested_by=f"api:{principal.name}")
-    return InvestigationCreated(id=row.id, status=Status(row.status), links=service.links(row.id))
+def create_investigation(body: CreateInvestigation, principal: Writer, idempotency_key: IdempotencyKey = None) -> InvestigationCreated:
+    claim = service.idempotency_claim(principal.name, idempotency_key, "POST /api/v1/investigations", body)
+    return service.start(body, requested_by=f"api:{principal.name}", idempotency=claim)
 
 
 @router.get("", response_model=InvestigationPage, summary="List investigations, newest first")
@@ -115,12 +124,14 @@ def ask_question(
     body: AskQuestion,
     principal: Writer,
     request: Request,
-    idempotency_key: Annotated[
-        str | None, Header(max_length=64, pattern=NO_NUL, description="Repeat it to make a retried request harmless.")
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> FollowUpOut:
     row = service.require_investigation(investigation_id)
-    dedupe_key = f"api:{idempotency_key or request_id_of(request)}"
+    claim = service.idempotency_claim(principal.name, idempotency_key, f"POST /api/v1/investigations/{row.id}/questions", body)
+    if claim is not None:
+        with service.idempotency_errors():
+            get_store().claim_idempotency_key(claim, investigation_id=row.id)
+    dedupe_key = service.question_dedupe_key(claim) if claim else f"api:{request_id_of(request)}"
     with service.queue_errors():
         follow_up = flows.ask(row.id, question=body.question, dedupe_key=dedupe_key, asked_by=f"api:{principal.name}")
     if follow_up is None:
@@ -129,10 +140,15 @@ def ask_question(
 
 
 @router.post("/{investigation_id}/jira", status_code=202, response_model=JiraRequested, summary="Request the Jira ticket (once)")
-def request_jira(investigation_id: InvestigationId, principal: Writer) -> JiraRequested:
+def request_jira(investigation_id: InvestigationId, principal: Writer, idempotency_key: IdempotencyKey = None) -> JiraRequested:
     row = service.require_investigation(investigation_id)
     if not row.report:
         raise ApiError("REPORT_NOT_READY", "a ticket is made from the report; wait until it is ready")
+    claim = service.idempotency_claim(principal.name, idempotency_key, f"POST /api/v1/investigations/{row.id}/jira")
+    if claim is not None:
+        # The ticket is one per investigation already; the key only has to refuse being reused for another one.
+        with service.idempotency_errors():
+            get_store().claim_idempotency_key(claim, investigation_id=row.id)
     with service.queue_errors():
         link, created = flows.request_jira(row.id, requested_by=f"api:{principal.name}")
     return JiraRequested(investigation_id=row.id, created=created, status=link.status, key=link.key, url=link.url)
@@ -167,9 +183,8 @@ def request_ticket(
 
 
 @router.post("/{investigation_id}/rerun", status_code=202, response_model=InvestigationCreated, summary="Run the investigation again")
-def rerun(investigation_id: InvestigationId, principal: Writer) -> InvestigationCreated:
+def rerun(investigation_id: InvestigationId, principal: Writer, idempotency_key: IdempotencyKey = None) -> InvestigationCreated:
     row = service.require_investigation(investigation_id)
     service.require_finished(row, for_what="re-run it")
-    with service.queue_errors():
-        new = flows.rerun(row.id, requested_by=f"api:{principal.name}")
-    return InvestigationCreated(id=new.id, status=Status(new.status), parent_id=row.id, links=service.links(new.id))
+    claim = service.idempotency_claim(principal.name, idempotency_key, f"POST /api/v1/investigations/{row.id}/rerun")
+    return service.rerun(row, requested_by=f"api:{principal.name}", idempotency=claim)

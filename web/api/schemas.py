@@ -44,6 +44,10 @@ class InvestigationCreated(BaseModel):
     status: Status
     parent_id: str | None = None
     links: Links
+    queued: bool = Field(
+        True, description="False while the job queue (Redis) is down: the investigation is recorded and runs when the queue is back."
+    )
+    message: str | None = Field(None, description="Why `queued` is false.")
 
 
 class InvestigationSummary(BaseModel):
