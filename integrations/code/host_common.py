@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
 import structlog
@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from integrations.code.base import Commit, FileChange
 from integrations.errors import SourceError
+from integrations.plugin import SourceOptions
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,10 @@ class Deadline:
     def expired(self) -> bool:
         return self.remaining() <= 0
 
+    def timeout(self, cap: float) -> float:
+        """What one request may wait: its own timeout, never past the read's deadline."""
+        return max(0.05, min(cap, self.remaining()))
+
 
 class CallBudget:
     """The API calls a source may make in its life (one investigation); counted from every thread."""
@@ -71,6 +76,54 @@ class CallBudget:
     def left(self) -> int:
         with self._lock:
             return max(0, self.limit - self.used)
+
+
+class HostGate:
+    """What every request of a code-host client passes: the read's deadline (per thread), the call budget, rate-limit waits.
+
+    `host` names the host and its address ("GitLab at https://gitlab.example.com") and
+    `subject` the project read, so that every error says where it came from.
+    """
+
+    def __init__(self, host: str, subject: str, *, max_api_calls: int, deadline_s: float) -> None:
+        self.host = host
+        self.subject = subject
+        self.deadline_s = deadline_s
+        self.budget = CallBudget(max_api_calls)
+        self._local = threading.local()
+
+    def within(self, deadline: Deadline, call: Callable[[], T]) -> T:
+        """`call()` on this thread with `deadline` governing every request it makes."""
+        previous = getattr(self._local, "deadline", None)
+        self._local.deadline = deadline
+        try:
+            return call()
+        finally:
+            self._local.deadline = previous
+
+    def deadline(self) -> Deadline:
+        current: Deadline | None = getattr(self._local, "deadline", None)
+        return current or Deadline(self.deadline_s)
+
+    def admit(self) -> Deadline:
+        """The deadline one more request runs under; SourceError when it has passed or the budget is spent."""
+        deadline = self.deadline()
+        if deadline.expired():
+            raise SourceError(f"{self.host} did not answer within the source deadline of {deadline.seconds:g}s")
+        if not self.budget.take():
+            raise SourceError(f"{self.host}: the source for {self.subject} spent its budget of {self.budget.limit} API calls")
+        return deadline
+
+    def wait_out(self, wait_s: float | None, status: int, deadline: Deadline) -> None:
+        """Sleep the wait a rate-limited host asked for (or a short backoff); SourceError when it ends past the deadline."""
+        pause = 1.0 if wait_s is None else max(0.0, wait_s)
+        if pause >= deadline.remaining():
+            resets = (datetime.now(UTC) + timedelta(seconds=pause)).strftime("%H:%M:%S UTC")
+            raise SourceError(
+                f"{self.host} is rate-limiting {self.subject} ({status}) until {resets}, past the source deadline of {deadline.seconds:g}s"
+            )
+        log.info("code_host_rate_limited", host=self.host, subject=self.subject, wait_s=round(pause, 1))
+        time.sleep(pause)
 
 
 class PullRequestInfo(BaseModel):
@@ -141,6 +194,32 @@ class CommitDetail(BaseModel):
 DETAIL: Final = TypeAdapter(CommitDetail)
 OPTIONAL_SHA: Final[TypeAdapter[str | None]] = TypeAdapter(str | None)
 SHAS: Final = TypeAdapter(list[str])
+
+
+class HostOptions(SourceOptions):
+    """Bounds every code-host kind shares: how long a read may take and how many calls a source may make."""
+
+    deadline_s: float = Field(60.0, gt=0, description="longest one read (commits, a diff, deploys) may take, rate-limit waits included")
+    timeout_s: float = Field(20.0, gt=0, description="longest wait for one HTTP request")
+    max_api_calls: int = Field(600, ge=1, description="API calls one source (one investigation) may make in all")
+    parallel: int = Field(8, ge=1, le=32, description="commits whose files are fetched at the same time")
+
+
+class CodeHostOptions(HostOptions):
+    """What every code-host code kind reads of a branch, and the per-commit bounds."""
+
+    branch: str | None = Field(None, description="branch whose history is read (default: the repository's default branch)")
+    max_commits_with_files: int = Field(
+        200, ge=0, description="newest commits of a window whose files and patches are fetched (one call each); older ones list no files"
+    )
+    max_files_per_commit: int = Field(300, ge=1, le=3000, description="files kept of one commit")
+    max_patch_bytes: int = Field(200_000, ge=1000, description="patch text kept of one commit")
+    max_pull_requests: int = Field(
+        30,
+        ge=0,
+        description="newest commits of a read whose merged pull/merge request is asked for (one more call each, cached); "
+        "others link one only when their message names it",
+    )
 
 
 def valid_ref(ref: str) -> bool:
