@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,12 @@ from contracts import (
     catalog_of,
 )
 from integrations.code import gitlab as gitlab_kind
-from integrations.code.gitlab import GitLabCodeOptions
-from integrations.code.gitlab_client import GitLabChangeSource
+from integrations.code.gitlab import GitLabCodeOptions, GitLabDeployOptions
+from integrations.code.gitlab_client import GitLabChangeSource, GitLabDeploySource
 from integrations.errors import SourceError
 from integrations.health import check_service
-from tests.integrations.code.test_github import T0, git, many, repository
+from tests.integrations.code.test_github import BUNDLES, T0, git, many, repository
+from tests.integrations.code.test_github import _folder as log_folder
 
 TOKEN_ENV = "IR_TEST_GITLAB_TOKEN"
 TOKEN = "glpat-standin-token"
@@ -272,3 +274,57 @@ def test_option_names_are_checked() -> None:
         GitLabCodeOptions.model_validate({"project": "acme/shop", "token": "glpat-inline"})
     with pytest.raises(ValueError, match="pattern"):
         GitLabCodeOptions.model_validate({"project": "shop"})
+
+
+# --- end to end: a public bundle's history served by the stand-in ranks like the local clone ------------------
+
+
+@pytest.mark.skipif(not BUNDLES, reason="public scenario bundles are not present")
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_a_bundle_served_by_gitlab_gives_the_same_suspects_as_local_git(
+    bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents.evidence.engine import build_evidence
+    from agents.evidence.model import EvidenceInputs
+    from core.alert import alert_from_payload
+    from integrations.code.deploys_file import DeploysFile
+    from integrations.code.git import GitChangeSource, import_fast_export
+    from integrations.registry import ServiceSources
+    from integrations.roles import CODE, LOGS
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    repo = import_fast_export(bundle / "repo.fi", tmp_path)
+    alert = alert_from_payload(json.loads((bundle / "alert.json").read_text()))
+    start, end = alert.created_at - timedelta(hours=6), alert.created_at + timedelta(minutes=15)
+    branch = git(repo, "symbolic-ref", "--short", "HEAD")
+    server = GitLabStandin(repo=repo, path=unique_path(), token=TOKEN, default_branch=branch).start()
+    try:
+        recorded = json.loads((bundle / "deploys.json").read_text()) if (bundle / "deploys.json").exists() else []
+        for item in recorded:
+            at = datetime.fromisoformat(item["at"].replace("Z", "+00:00"))
+            environment = f"production/{item['service']}" if item.get("service") else "production"
+            server.add_deployment(item["version"], at=at, user=item.get("actor", ""), environment=environment)
+        hosted = code_source(server)
+        hosted_deploys = GitLabDeploySource(GitLabDeployOptions.model_validate(options_of(server)))
+        local = GitChangeSource(repo)
+        local_deploys = DeploysFile(bundle / "deploys.json") if recorded else hosted_deploys
+
+        def suspects(code: Any, deploys: Any) -> list[tuple[str, float, str]]:
+            inputs = EvidenceInputs(
+                alert=alert,
+                service=alert.service,
+                window_start=start,
+                window_end=end,
+                sources=ServiceSources.holding({LOGS: [log_folder(bundle / "logs")], CODE: [code]}),
+                gathered={"code": code.commits(start, end), "deploys": deploys.deploys(start, end), "metrics": [], "runbooks": []},
+            )
+            return [(s.sha, s.score, s.reason) for s in build_evidence(inputs).suspects]
+
+        expected = suspects(local, local_deploys)
+        got = suspects(hosted, hosted_deploys)
+        listed = [(c.sha, c.files, c.is_merge) for c in hosted.commits(start, end)]
+    finally:
+        server.stop()
+    assert got == expected
+    assert listed == [(c.sha, c.files, c.is_merge) for c in local.commits(start, end)]
+    assert hosted.problems == []
