@@ -284,6 +284,21 @@ def test_option_names_are_checked() -> None:
 def test_a_bundle_served_by_gitlab_gives_the_same_suspects_as_local_git(
     bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+    def serve(repo: Path, branch: str, recorded: list[dict[str, Any]]) -> tuple[GitLabStandin, Any, Any]:
+        server = GitLabStandin(repo=repo, path=unique_path(), token=TOKEN, default_branch=branch).start()
+        for item in recorded:
+            at = datetime.fromisoformat(item["at"].replace("Z", "+00:00"))
+            environment = f"production/{item['service']}" if item.get("service") else "production"
+            server.add_deployment(item["version"], at=at, user=item.get("actor", ""), environment=environment)
+        return server, code_source(server), GitLabDeploySource(GitLabDeployOptions.model_validate(options_of(server)))
+
+    ranks_like_local_git(bundle, tmp_path, serve)
+
+
+def ranks_like_local_git(bundle: Path, tmp_path: Path, serve: Callable[[Path, str, list[dict[str, Any]]], tuple[Any, Any, Any]]) -> None:
+    """The bundle's history served by a host stand-in (`serve` starts it and builds the hosted sources) ranks like the clone."""
     from agents.evidence.engine import build_evidence
     from agents.evidence.model import EvidenceInputs
     from core.alert import alert_from_payload
@@ -292,21 +307,14 @@ def test_a_bundle_served_by_gitlab_gives_the_same_suspects_as_local_git(
     from integrations.registry import ServiceSources
     from integrations.roles import CODE, LOGS
 
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
     repo = import_fast_export(bundle / "repo.fi", tmp_path)
     alert = alert_from_payload(json.loads((bundle / "alert.json").read_text()))
     start, end = alert.created_at - timedelta(hours=6), alert.created_at + timedelta(minutes=15)
-    branch = git(repo, "symbolic-ref", "--short", "HEAD")
-    server = GitLabStandin(repo=repo, path=unique_path(), token=TOKEN, default_branch=branch).start()
+    recorded = json.loads((bundle / "deploys.json").read_text()) if (bundle / "deploys.json").exists() else []
+    server, hosted, hosted_deploys = serve(repo, git(repo, "symbolic-ref", "--short", "HEAD"), recorded)
     try:
-        recorded = json.loads((bundle / "deploys.json").read_text()) if (bundle / "deploys.json").exists() else []
-        for item in recorded:
-            at = datetime.fromisoformat(item["at"].replace("Z", "+00:00"))
-            environment = f"production/{item['service']}" if item.get("service") else "production"
-            server.add_deployment(item["version"], at=at, user=item.get("actor", ""), environment=environment)
-        hosted = code_source(server)
-        hosted_deploys = GitLabDeploySource(GitLabDeployOptions.model_validate(options_of(server)))
         local = GitChangeSource(repo)
+        # A bundle without a deploy record reads as an empty one from either side.
         local_deploys = DeploysFile(bundle / "deploys.json") if recorded else hosted_deploys
 
         def suspects(code: Any, deploys: Any) -> list[tuple[str, float, str]]:
