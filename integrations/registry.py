@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from core.catalog import Catalog, Location, ServiceSpec, SourceSpec, unknown_key
 from core.degraded import Degradation
-from integrations.code import bitbucket, deploys_file, git, github, gitlab
+from integrations.code import azure_devops, bitbucket, deploys_file, git, github, gitlab
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
 from integrations.logs import azure_monitor, cloud_logging, cloudwatch, elasticsearch, files, gcs, kafka, loki, opensearch, s3, splunk
@@ -34,6 +34,7 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     gitlab.DEPLOYS_KIND,
     bitbucket.KIND,
     bitbucket.DEPLOYS_KIND,
+    azure_devops.KIND,
     csv_file.KIND,
     prometheus.KIND,
     grafana.KIND,

@@ -145,6 +145,8 @@ class FileDetail(BaseModel):
     status: str = "modified"
     # None: the host gave no patch (a binary file, or one too large for the host to show).
     patch: str | None = None
+    # (old, new) blob ids ("" for none), from a host that lists files without patches: the diff is built from them when read.
+    blobs: tuple[str, str] | None = None
 
 
 class CommitDetail(BaseModel):

@@ -100,6 +100,10 @@ class HostChangeSource(ABC):
         """The request a commit's message names ('See merge request g/p!12'), linked without a call."""
         return None
 
+    def _patched(self, detail: CommitDetail) -> CommitDetail:
+        """The commit with its patches, for a host that lists files without them (fetched only when a diff is read)."""
+        return detail
+
     # --- the protocol ----------------------------------------------------------------------------------
 
     @property
@@ -199,7 +203,7 @@ class HostChangeSource(ABC):
         sha = self._resolve_cached(ref)
         if sha is None:
             return None
-        return self.detail(sha)
+        return self._patched(self.detail(sha))
 
     def resolve(self, ref: str) -> str | None:
         if not valid_ref(ref):
