@@ -200,7 +200,8 @@ class HostChangeSource(ABC):
         return render_diff(detail, paths=paths, max_bytes=max_bytes)
 
     def _by_ref(self, ref: str) -> CommitDetail | None:
-        sha = self._resolve_cached(ref)
+        # A full sha is read through the commit cache: resolving it first would cost a call when it is cold.
+        sha = ref if is_full_sha(ref) else self._resolve_cached(ref)
         if sha is None:
             return None
         return self._patched(self.detail(sha))
