@@ -331,7 +331,10 @@ def ranks_like_local_git(
                 sources=ServiceSources.holding({LOGS: [log_folder(bundle / "logs")], CODE: [code]}),
                 gathered={"code": code.commits(start, end), "deploys": deploys.deploys(start, end), "metrics": [], "runbooks": []},
             )
-            return [(s.sha, s.score, s.reason) for s in build_evidence(inputs).suspects]
+            evidence = build_evidence(inputs)
+            # What the host cost is in the evidence: calls of this read and those before it.
+            assert evidence.stats.get("code_api_calls", 0.0) == float(getattr(code, "api_calls", 0))
+            return [(s.sha, s.score, s.reason) for s in evidence.suspects]
 
         expected = suspects(local, local_deploys)
         got = suspects(hosted, hosted_deploys)
