@@ -23,8 +23,10 @@ import requests
 import structlog
 
 from core.settings import get_settings
+from integrations.cache import cached
 from integrations.code.azure_devops import AzureDevOpsOptions
 from integrations.code.host_common import (
+    DETAIL,
     IMMUTABLE_TTL_S,
     CommitDetail,
     FatalHostError,
@@ -171,13 +173,8 @@ class AzureDevOpsChangeSource(HostChangeSource):
         return files[:wanted]
 
     def _patched(self, detail: CommitDetail) -> CommitDetail:
-        from pydantic import TypeAdapter
-
-        from integrations.cache import cached
-
-        adapter = TypeAdapter(CommitDetail)
         key = self.key("patched", detail.sha, self.options.max_files_with_patch, self.options.max_patch_bytes)
-        return cached(key, IMMUTABLE_TTL_S, adapter, lambda: self._with_blobs(detail))
+        return cached(key, IMMUTABLE_TTL_S, DETAIL, lambda: self._with_blobs(detail))
 
     def _with_blobs(self, detail: CommitDetail) -> CommitDetail:
         """The commit's files with patches diffed from their old and new blobs."""
