@@ -83,6 +83,7 @@ class AzureDevOpsChangeSource(HostChangeSource):
 
     def _gated(self, send: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
         def gated(request: Any, headers: Any = None, content: Any = None, **kwargs: Any) -> requests.Response:
+            attempt = 0
             while True:
                 deadline = self.gate.admit()
                 kwargs["timeout"] = deadline.timeout(self.options.timeout_s)
@@ -90,9 +91,12 @@ class AzureDevOpsChangeSource(HostChangeSource):
                     response = send(request, headers, content, **kwargs)
                 except requests.RequestException as exc:
                     raise SourceError(f"{self.gate.host} cannot be reached ({type(exc).__name__})") from None
-                if response.status_code != 429:
+                if response.status_code == 429:
+                    self.gate.wait_out(_number(response.headers.get("Retry-After")), 429, deadline)
+                elif self.gate.retry_transient(response.status_code, attempt, deadline):
+                    attempt += 1
+                else:
                     return response
-                self.gate.wait_out(_number(response.headers.get("Retry-After")), 429, deadline)
 
         return gated
 

@@ -84,16 +84,19 @@ class BitbucketApi:
     def get(self, path: str, params: dict[str, str | int] | None = None) -> httpx.Response | None:
         """The answer to GET `path` (below the repository, or a `next` link); None for a 404 of an item, not the repository."""
         url = path if path.startswith(("http://", "https://")) else f"{self.repo_path}/{path}" if path else self.repo_path
+        attempt = 0
         while True:
             deadline = self.gate.admit()
             try:
                 response = self.http.get(url, params=params, timeout=deadline.timeout(self.options.timeout_s))
             except httpx.HTTPError as exc:
                 raise SourceError(f"{self.gate.host} cannot be reached ({type(exc).__name__})") from None
-            if response.status_code != 429:
-                break
-            self.gate.wait_out(_retry_after(response), 429, deadline)
-        return self._checked(response)
+            if response.status_code == 429:
+                self.gate.wait_out(_retry_after(response), 429, deadline)
+            elif self.gate.retry_transient(response.status_code, attempt, deadline):
+                attempt += 1
+            else:
+                return self._checked(response)
 
     def _checked(self, response: httpx.Response) -> httpx.Response | None:
         status = response.status_code

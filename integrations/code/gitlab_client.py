@@ -79,6 +79,7 @@ class GitLabApi:
             self._local.retry_after = _wait_from(response.headers)
 
     def _gated(self, request: Callable[..., requests.Response], *args: Any, **kwargs: Any) -> requests.Response:
+        attempt = 0
         while True:
             deadline = self.gate.admit()
             kwargs.update(obey_rate_limit=False, retry_transient_errors=False, timeout=deadline.timeout(self.options.timeout_s))
@@ -86,9 +87,12 @@ class GitLabApi:
             try:
                 return request(*args, **kwargs)
             except GitlabError as exc:
-                if exc.response_code != 429:
+                if exc.response_code == 429:
+                    self.gate.wait_out(self._local.retry_after, 429, deadline)
+                elif self.gate.retry_transient(exc.response_code or 0, attempt, deadline):
+                    attempt += 1
+                else:
                     raise
-                self.gate.wait_out(self._local.retry_after, 429, deadline)
 
     def translate(self, error: Exception, what: str) -> SourceError | None:
         host, project = self.gate.host, self.options.project

@@ -37,6 +37,9 @@ MOVING_TTL_S: Final = 120
 # A ref as a host names it: no option-looking start, no range, no whitespace or git revision syntax.
 _REF = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/@+-]{1,250}$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+# A host's passing failures (a proxy or the host restarting), asked again a couple of times within the deadline.
+TRANSIENT: Final = frozenset({502, 503, 504})
+TRANSIENT_RETRIES: Final = 2
 
 
 class Deadline:
@@ -113,6 +116,15 @@ class HostGate:
         if not self.budget.take():
             raise SourceError(f"{self.host}: the source for {self.subject} spent its budget of {self.budget.limit} API calls")
         return deadline
+
+    def retry_transient(self, status: int, attempt: int, deadline: Deadline) -> bool:
+        """Whether to ask again after a host's passing failure (502/503/504), having waited a short backoff first."""
+        pause = 0.5 * 2**attempt
+        if status not in TRANSIENT or attempt >= TRANSIENT_RETRIES or pause >= deadline.remaining():
+            return False
+        log.info("code_host_transient_failure", host=self.host, status=status, wait_s=pause)
+        time.sleep(pause)
+        return True
 
     def wait_out(self, wait_s: float | None, status: int, deadline: Deadline) -> None:
         """Sleep the wait a rate-limited host asked for (or a short backoff); SourceError when it ends past the deadline."""

@@ -66,6 +66,7 @@ class BitbucketStandin:
     pipelines: dict[str, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     _limited: list[float | None] = field(default_factory=list)
+    _failing: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -93,6 +94,11 @@ class BitbucketStandin:
     def rate_limit(self, times: int = 1, *, retry_after_s: float | None = None) -> None:
         with self._lock:
             self._limited.extend([retry_after_s] * times)
+
+    def fail(self, times: int = 1, *, status: int = 502) -> None:
+        """The next `times` requests fail with `status`, as Bitbucket's edge answers while it recovers."""
+        with self._lock:
+            self._failing.extend([status] * times)
 
     def add_pull(self, sha: str, number: int, title: str, *, author: str = "Ana") -> None:
         # Bitbucket names a merge commit by its short hash.
@@ -188,6 +194,9 @@ class BitbucketStandin:
         with self._lock:
             self.requests.append(path + ("?" + urlencode({k: v[0] for k, v in query.items()}) if query else ""))
             limited = self._limited.pop(0) if self._limited else ...
+            failing = self._failing.pop(0) if self._failing and limited is ... else None
+        if failing is not None:
+            return failing, "<html><body>Bad Gateway</body></html>", {}
         if limited is not ...:
             extra = {"Retry-After": str(int(limited + 0.999))} if isinstance(limited, float | int) else {}
             return 429, {"type": "error", "error": {"message": "Rate limit for this resource has been exceeded"}}, extra

@@ -69,6 +69,7 @@ class GitLabStandin:
     merge_requests: dict[str, list[MergeRequest]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     _limited: list[float] = field(default_factory=list)
+    _failing: list[int] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(501))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,6 +95,11 @@ class GitLabStandin:
         """The next `times` requests are answered 429, asking to wait `retry_after_s`."""
         with self._lock:
             self._limited.extend([retry_after_s] * times)
+
+    def fail(self, times: int = 1, *, status: int = 503) -> None:
+        """The next `times` requests fail with `status`, as a GitLab behind a restarting proxy answers."""
+        with self._lock:
+            self._failing.extend([status] * times)
 
     def add_deployment(
         self,
@@ -253,6 +259,9 @@ class GitLabStandin:
         with self._lock:
             self.requests.append(unquote(raw_path) + ("?" + urlencode({k: v[0] for k, v in query.items()}) if query else ""))
             limited = self._limited.pop(0) if self._limited else None
+            failing = self._failing.pop(0) if self._failing and limited is None else None
+        if failing is not None:
+            return failing, {"message": "503 Service Unavailable"}, {}
         if limited is not None:
             reset = int(time.time() + limited + 0.999)
             return (

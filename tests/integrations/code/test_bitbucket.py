@@ -160,6 +160,17 @@ def test_a_429_past_the_deadline_is_a_clear_source_error_at_once(standins: Calla
     assert time.monotonic() - began < 2
 
 
+def test_a_passing_502_is_asked_again_and_a_lasting_one_is_a_clear_source_error(standins: Callable[..., BitbucketStandin]) -> None:
+    server = standins(many(2))
+    server.fail(2, status=502)
+
+    assert len(code_source(server, max_pull_requests=0).commits(*WINDOW)) == 2
+
+    server.fail(3, status=502)
+    with pytest.raises(SourceError, match=rf"Bitbucket at {server.url} answered 502"):
+        code_source(server, max_pull_requests=0, branch="main").commits(*WINDOW)
+
+
 def test_a_wrong_credential_and_a_missing_repository_are_clear_and_never_show_the_credential(
     standins: Callable[..., BitbucketStandin], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -173,6 +173,17 @@ def test_a_429_past_the_deadline_is_a_clear_source_error_at_once(standins: Calla
     assert time.monotonic() - began < 2
 
 
+def test_a_passing_503_is_asked_again_and_a_lasting_one_is_a_clear_source_error(standins: Callable[..., GitLabStandin]) -> None:
+    server = standins(many(2))
+    server.fail(2, status=503)
+
+    assert len(code_source(server, max_pull_requests=0).commits(*WINDOW)) == 2
+
+    server.fail(3, status=503)
+    with pytest.raises(SourceError, match=rf"GitLab at {server.url} answered 503 to listing commits"):
+        code_source(server, max_pull_requests=0).commits(*WINDOW)
+
+
 def test_the_call_budget_bounds_an_investigation(standins: Callable[..., GitLabStandin]) -> None:
     server = standins(many(20))
     source = code_source(server, max_api_calls=5, max_pull_requests=0)
