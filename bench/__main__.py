@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import history, loghub, remote, scale, scenarios
+from bench import codehosts, history, loghub, remote, scale, scenarios
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "loghub"
@@ -79,6 +79,16 @@ def _remote_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def _codehosts_table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"Code hosts: {result['window_commits']}-commit window and {result['diffs_read']} diffs (stand-ins on loopback)")
+    for column in ("kind", "commits", "cold API calls", "cold s", "cached API calls", "cached s"):
+        table.add_column(column)
+    for row in result["hosts"]:
+        cells = [row["commits"], row["cold_api_calls"], row["cold_s"], row["cached_api_calls"], row["cached_s"]]
+        table.add_row(row["kind"], *(str(cell) for cell in cells))
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scenarios", type=Path, action="append", default=[], help="another folder of incident bundles (repeatable)")
@@ -88,6 +98,7 @@ def main() -> None:
     parser.add_argument("--history-size", type=int, default=history.SIZE, help="incidents stored for the history run")
     parser.add_argument("--skip-remote", action="store_true", help="leave out the 1,000,000-event reads from served log stores")
     parser.add_argument("--remote", action="append", default=[], help="only this served log store (loki, ...; repeatable)")
+    parser.add_argument("--skip-codehosts", action="store_true", help="leave out the code hosts' API calls for a 200-commit window")
     args = parser.parse_args()
     console = Console(width=220)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -117,6 +128,9 @@ def main() -> None:
     if not args.skip_remote:
         out["remote"] = remote.run(only=args.remote or None)
         console.print(_remote_table(out["remote"]))
+    if not args.skip_codehosts:
+        out["codehosts"] = codehosts.run()
+        console.print(_codehosts_table(out["codehosts"]))
     path = RESULTS / f"bench-{stamp}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2, default=str))

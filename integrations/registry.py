@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from core.catalog import Catalog, Location, ServiceSpec, SourceSpec, unknown_key
 from core.degraded import Degradation
-from integrations.code import deploys_file, git, github
+from integrations.code import azure_devops, bitbucket, deploys_file, git, github, gitlab
 from integrations.errors import SourceError
 from integrations.infra import kubernetes
 from integrations.logs import azure_monitor, cloud_logging, cloudwatch, elasticsearch, files, gcs, kafka, loki, opensearch, s3, splunk
@@ -30,6 +30,11 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     deploys_file.KIND,
     github.KIND,
     github.DEPLOYS_KIND,
+    gitlab.KIND,
+    gitlab.DEPLOYS_KIND,
+    bitbucket.KIND,
+    bitbucket.DEPLOYS_KIND,
+    azure_devops.KIND,
     csv_file.KIND,
     prometheus.KIND,
     grafana.KIND,

@@ -214,6 +214,7 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
         degraded.append(Degradation("suspects", f"{type(exc).__name__}: {exc}"))
         candidates, deploys, code_services = [], [], []
     timings["suspects_s"] = time.perf_counter() - started - timings["logs_s"]
+    code_reads = _code_host_reads(inputs, degraded)
 
     try:
         shifts = metric_shifts(inputs.series, not_after=inputs.window_end)
@@ -259,5 +260,24 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
         finding=finding,
         degraded=degraded,
         log_reads=log_reads,
-        stats={"events": float(stats.events), "signatures": float(len(stats.groups)), **{k: round(v, 3) for k, v in timings.items()}},
+        stats={
+            "events": float(stats.events),
+            "signatures": float(len(stats.groups)),
+            **code_reads,
+            **{k: round(v, 3) for k, v in timings.items()},
+        },
     )
+
+
+def _code_host_reads(inputs: EvidenceInputs, degraded: list[Degradation]) -> dict[str, float]:
+    """What the code hosts cost (API calls) and could not fetch (commits left without files), said in the evidence.
+
+    Read by attribute: a code host counts its calls (`api_calls`) and keeps what it could not read (`problems`);
+    a local clone does neither.
+    """
+    calls = 0
+    for source in inputs.change_sources:
+        calls += int(getattr(source, "api_calls", 0) or 0)
+        for problem in dict.fromkeys(getattr(source, "problems", None) or []):
+            degraded.append(Degradation(f"code:{source.name}", str(problem)))
+    return {"code_api_calls": float(calls)} if calls else {}

@@ -9,7 +9,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from core.settings import get_settings
 from integrations import roles
@@ -21,6 +21,7 @@ _SEP = "\x1e"
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _FIELD = "\x1f"
 _FORMAT = _FIELD.join(["%H", "%an", "%cI", "%P", "%B"])
+_COMMITS = TypeAdapter(list[Commit])
 
 
 class GitChangeSource:
@@ -62,6 +63,19 @@ class GitChangeSource:
         return self.branch if self._git("rev-parse", "--verify", "--quiet", self.branch, check=False).strip() else "HEAD"
 
     def commits(self, start: datetime, end: datetime, *, limit: int = 2000) -> list[Commit]:
+        # Imported here: the cache brings Redis, which listing kinds has no use for.
+        from integrations.cache import cache_key, cached
+        from integrations.code.host_common import IMMUTABLE_TTL_S
+
+        head = self.resolve(self._ref())
+        if head is None:
+            return self._log(start, end, limit)
+        # What a window holds never changes for a given head: a Re-run or a storm of alerts reads it from the cache.
+        where = {"path": str(self.path.resolve()), "url_template": self.url_template or ""}
+        key = cache_key("git", where, head, start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat(), limit)
+        return cached(key, IMMUTABLE_TTL_S, _COMMITS, lambda: self._log(start, end, limit))
+
+    def _log(self, start: datetime, end: datetime, limit: int) -> list[Commit]:
         out = self._git(
             "log",
             self._ref(),

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
 import structlog
@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from integrations.code.base import Commit, FileChange
 from integrations.errors import SourceError
+from integrations.plugin import SourceOptions
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +37,9 @@ MOVING_TTL_S: Final = 120
 # A ref as a host names it: no option-looking start, no range, no whitespace or git revision syntax.
 _REF = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/@+-]{1,250}$")
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+# A host's passing failures (a proxy or the host restarting), asked again a couple of times within the deadline.
+TRANSIENT: Final = frozenset({502, 503, 504})
+TRANSIENT_RETRIES: Final = 2
 
 
 class Deadline:
@@ -50,6 +54,10 @@ class Deadline:
 
     def expired(self) -> bool:
         return self.remaining() <= 0
+
+    def timeout(self, cap: float) -> float:
+        """What one request may wait: its own timeout, never past the read's deadline."""
+        return max(0.05, min(cap, self.remaining()))
 
 
 class CallBudget:
@@ -73,6 +81,63 @@ class CallBudget:
             return max(0, self.limit - self.used)
 
 
+class HostGate:
+    """What every request of a code-host client passes: the read's deadline (per thread), the call budget, rate-limit waits.
+
+    `host` names the host and its address ("GitLab at https://gitlab.example.com") and
+    `subject` the project read, so that every error says where it came from.
+    """
+
+    def __init__(self, host: str, subject: str, *, max_api_calls: int, deadline_s: float) -> None:
+        self.host = host
+        self.subject = subject
+        self.deadline_s = deadline_s
+        self.budget = CallBudget(max_api_calls)
+        self._local = threading.local()
+
+    def within(self, deadline: Deadline, call: Callable[[], T]) -> T:
+        """`call()` on this thread with `deadline` governing every request it makes."""
+        previous = getattr(self._local, "deadline", None)
+        self._local.deadline = deadline
+        try:
+            return call()
+        finally:
+            self._local.deadline = previous
+
+    def deadline(self) -> Deadline:
+        current: Deadline | None = getattr(self._local, "deadline", None)
+        return current or Deadline(self.deadline_s)
+
+    def admit(self) -> Deadline:
+        """The deadline one more request runs under; SourceError when it has passed or the budget is spent."""
+        deadline = self.deadline()
+        if deadline.expired():
+            raise SourceError(f"{self.host} did not answer within the source deadline of {deadline.seconds:g}s")
+        if not self.budget.take():
+            raise SourceError(f"{self.host}: the source for {self.subject} spent its budget of {self.budget.limit} API calls")
+        return deadline
+
+    def retry_transient(self, status: int, attempt: int, deadline: Deadline) -> bool:
+        """Whether to ask again after a host's passing failure (502/503/504), having waited a short backoff first."""
+        pause = 0.5 * 2**attempt
+        if status not in TRANSIENT or attempt >= TRANSIENT_RETRIES or pause >= deadline.remaining():
+            return False
+        log.info("code_host_transient_failure", host=self.host, status=status, wait_s=pause)
+        time.sleep(pause)
+        return True
+
+    def wait_out(self, wait_s: float | None, status: int, deadline: Deadline) -> None:
+        """Sleep the wait a rate-limited host asked for (or a short backoff); SourceError when it ends past the deadline."""
+        pause = 1.0 if wait_s is None else max(0.0, wait_s)
+        if pause >= deadline.remaining():
+            resets = (datetime.now(UTC) + timedelta(seconds=pause)).strftime("%H:%M:%S UTC")
+            raise SourceError(
+                f"{self.host} is rate-limiting {self.subject} ({status}) until {resets}, past the source deadline of {deadline.seconds:g}s"
+            )
+        log.info("code_host_rate_limited", host=self.host, subject=self.subject, wait_s=round(pause, 1))
+        time.sleep(pause)
+
+
 class PullRequestInfo(BaseModel):
     """The merged pull (or merge) request that brought a commit in."""
 
@@ -92,6 +157,8 @@ class FileDetail(BaseModel):
     status: str = "modified"
     # None: the host gave no patch (a binary file, or one too large for the host to show).
     patch: str | None = None
+    # (old, new) blob ids ("" for none), from a host that lists files without patches: the diff is built from them when read.
+    blobs: tuple[str, str] | None = None
 
 
 class CommitDetail(BaseModel):
@@ -141,6 +208,32 @@ class CommitDetail(BaseModel):
 DETAIL: Final = TypeAdapter(CommitDetail)
 OPTIONAL_SHA: Final[TypeAdapter[str | None]] = TypeAdapter(str | None)
 SHAS: Final = TypeAdapter(list[str])
+
+
+class HostOptions(SourceOptions):
+    """Bounds every code-host kind shares: how long a read may take and how many calls a source may make."""
+
+    deadline_s: float = Field(60.0, gt=0, description="longest one read (commits, a diff, deploys) may take, rate-limit waits included")
+    timeout_s: float = Field(20.0, gt=0, description="longest wait for one HTTP request")
+    max_api_calls: int = Field(600, ge=1, description="API calls one source (one investigation) may make in all")
+    parallel: int = Field(8, ge=1, le=32, description="commits whose files are fetched at the same time")
+
+
+class CodeHostOptions(HostOptions):
+    """What every code-host code kind reads of a branch, and the per-commit bounds."""
+
+    branch: str | None = Field(None, description="branch whose history is read (default: the repository's default branch)")
+    max_commits_with_files: int = Field(
+        200, ge=0, description="newest commits of a window whose files and patches are fetched (one call each); older ones list no files"
+    )
+    max_files_per_commit: int = Field(300, ge=1, le=3000, description="files kept of one commit")
+    max_patch_bytes: int = Field(200_000, ge=1000, description="patch text kept of one commit")
+    max_pull_requests: int = Field(
+        30,
+        ge=0,
+        description="newest commits of a read whose merged pull/merge request is asked for (one more call each, cached); "
+        "others link one only when their message names it",
+    )
 
 
 def valid_ref(ref: str) -> bool:

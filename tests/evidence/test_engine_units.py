@@ -215,3 +215,18 @@ def test_log_statistics_read_the_typed_fields_of_events() -> None:
     marker = stats.markers["2.4.1|"]
     assert (marker.service, marker.pods) == ("shop", {pod})
     assert stats.pods == {pod: at.timestamp()}
+
+
+def test_a_code_hosts_calls_and_what_it_could_not_read_are_in_the_evidence() -> None:
+    data = inputs(background(), commits=[commit("c" * 40, 10, ["app/pricing.py"])])
+    [code] = data.change_sources
+    code.api_calls = 42  # type: ignore[attr-defined]
+    code.problems = ["12 older commits listed without files (max_commits_with_files=200)"]  # type: ignore[attr-defined]
+
+    evidence = build_evidence(data)
+
+    assert evidence.stats["code_api_calls"] == 42.0
+    assert [(d.component, d.reason) for d in evidence.degraded if d.component.startswith("code:")] == [
+        (f"code:{code.name}", "12 older commits listed without files (max_commits_with_files=200)")
+    ]
+    assert "code_api_calls" not in build_evidence(inputs(background())).stats

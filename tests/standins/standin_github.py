@@ -13,7 +13,6 @@ import itertools
 import json
 import re
 import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,20 +22,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
+from git_history import GitHistory, parse_time
 from loopback import LoopbackServer
-
-_FIELD = "\x1f"
-_RECORD = "\x1e"
-_FORMAT = _FIELD.join(["%H", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%P", "%B"]) + _RECORD
-_STATUS = {"A": "added", "D": "removed", "M": "modified", "R": "renamed", "C": "copied", "T": "changed"}
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 @dataclass
@@ -80,6 +71,7 @@ class GitHubStandin:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        self.history = GitHistory(self.repo)
         self._http = LoopbackServer(self._handler(), name="github-standin")
 
     def start(self) -> GitHubStandin:
@@ -116,7 +108,7 @@ class GitHubStandin:
         sha: str | None = None,
         statuses: list[tuple[str, datetime]] | None = None,
     ) -> Deployment:
-        resolved = sha or self._rev(ref) or ref
+        resolved = sha or self.history.rev(ref) or ref
         deployment = Deployment(
             id=next(self._ids),
             ref=ref,
@@ -131,78 +123,11 @@ class GitHubStandin:
         return deployment
 
     def add_pull(self, sha: str, number: int, title: str, *, author: str = "ana", labels: list[str] | None = None) -> None:
-        merged = self._show(sha)["committed_at"]
+        merged = self.history.show(sha)["committed_at"]
         self.pulls.setdefault(sha, []).append(Pull(number, title, author, labels or [], merged, sha))
 
     def api_calls(self, fragment: str = "") -> int:
         return sum(1 for r in self.requests if fragment in r)
-
-    # --- git -----------------------------------------------------------------------------------------
-
-    def _git(self, *args: str) -> str:
-        done = subprocess.run(["git", "-C", str(self.repo), "-c", "core.quotepath=off", *args], capture_output=True, check=False)
-        return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else ""
-
-    def _rev(self, ref: str) -> str | None:
-        if not ref or ref.startswith("-") or ".." in ref or re.search(r"[\s~^:?*\[\\]", ref):
-            return None
-        out = self._git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}").strip()
-        return out or None
-
-    def _commits(self, *revs: str, count: int | None = None) -> list[dict[str, Any]]:
-        limit = [f"--max-count={count}"] if count else []
-        out = self._git("log", f"--format={_FORMAT}", *limit, "--end-of-options", *revs, "--")
-        return [self._meta(block) for block in out.split(_RECORD) if block.strip()]
-
-    def _meta(self, block: str) -> dict[str, Any]:
-        sha, an, ae, ad, cn, ce, cd, parents, message = block.lstrip("\n").split(_FIELD)
-        return {
-            "sha": sha,
-            "author": (an, ae, ad),
-            "committer": (cn, ce, cd),
-            "committed_at": _parse_time(cd),
-            "parents": parents.split(),
-            "message": message.rstrip("\n"),
-        }
-
-    def _show(self, sha: str) -> dict[str, Any]:
-        return self._commits(sha, count=1)[0]
-
-    def _files(self, sha: str) -> list[dict[str, Any]]:
-        common = ["show", "--format=", "-M", "--first-parent", "--end-of-options", sha]
-        statuses = self._git(*common[:1], "--name-status", "-z", *common[1:]).split("\0")
-        numstat = self._git(*common[:1], "--numstat", "-z", *common[1:]).split("\0")
-        patches = re.split(r"^(?=diff --git )", self._git(*common[:1], "--patch", *common[1:]), flags=re.MULTILINE)
-        blocks = [b for b in patches if b.startswith("diff --git ")]
-        entries: list[dict[str, Any]] = []
-        status_items = iter(s for s in statuses if s != "")
-        for code in status_items:
-            letter = code[0]
-            if letter in "RC":
-                old, new = next(status_items), next(status_items)
-            else:
-                old, new = None, next(status_items)
-            entries.append({"status": _STATUS.get(letter, "modified"), "filename": new, "previous_filename": old})
-        counts: list[tuple[int, int]] = []
-        items = iter(numstat)
-        for item in items:
-            if not item:
-                continue
-            added, deleted, path = item.split("\t", 2)
-            if path == "":
-                next(items)
-                next(items)
-            counts.append((int(added) if added.isdigit() else 0, int(deleted) if deleted.isdigit() else 0))
-        for index, entry in enumerate(entries):
-            plus, minus = counts[index] if index < len(counts) else (0, 0)
-            block = blocks[index] if index < len(blocks) else ""
-            hunk = block.find("\n@@")
-            entry.update(additions=plus, deletions=minus, changes=plus + minus)
-            if hunk >= 0:
-                entry["patch"] = block[hunk + 1 :].rstrip("\n")
-            if entry["previous_filename"] is None:
-                del entry["previous_filename"]
-        return entries
 
     # --- JSON shapes -------------------------------------------------------------------------------
 
@@ -223,8 +148,8 @@ class GitHubStandin:
             "html_url": f"{self.root}/{self.full_name}/commit/{sha}",
             "comments_url": self._api(f"/commits/{sha}/comments"),
             "commit": {
-                "author": {"name": an, "email": ae, "date": _iso(_parse_time(ad))},
-                "committer": {"name": cn, "email": ce, "date": _iso(_parse_time(cd))},
+                "author": {"name": an, "email": ae, "date": _iso(parse_time(ad))},
+                "committer": {"name": cn, "email": ce, "date": _iso(parse_time(cd))},
                 "message": meta["message"],
                 "tree": {"sha": "0" * 40, "url": self._api("/git/trees/" + "0" * 40)},
                 "url": self._api(f"/git/commits/{sha}"),
@@ -358,7 +283,7 @@ class GitHubStandin:
             return 200, chunk, extra
         match = re.fullmatch(r"/commits/(.+?)/pulls", tail)
         if match:
-            sha = self._rev(match.group(1))
+            sha = self.history.rev(match.group(1))
             pulls = [self._pull_json(p) for p in self.pulls.get(sha or "", [])]
             chunk, extra = self._page(pulls, path, query)
             return 200, chunk, extra
@@ -388,12 +313,8 @@ class GitHubStandin:
         return 404, {"message": "Not Found"}, {}
 
     def _refs(self, kind: str) -> list[dict[str, Any]]:
-        namespace = "refs/heads" if kind == "branches" else "refs/tags"
-        out = self._git("for-each-ref", f"--format=%(refname:strip=2){_FIELD}%(objectname){_FIELD}%(*objectname)", namespace)
         found = []
-        for line in out.splitlines():
-            name, target, peeled = line.split(_FIELD)
-            sha = peeled or target
+        for name, sha in self.history.refs("refs/heads" if kind == "branches" else "refs/tags"):
             commit = {"sha": sha, "url": self._api(f"/commits/{sha}")}
             found.append(
                 {"name": name, "commit": commit, "protected": False}
@@ -404,25 +325,25 @@ class GitHubStandin:
 
     def _list_commits(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
         ref = (query.get("sha") or [self.default_branch])[0]
-        head = self._rev(ref)
+        head = self.history.rev(ref)
         if head is None:
             return 404, {"message": f"No commit found for SHA: {ref}"}, {}
-        since = _parse_time(query["since"][0]) if "since" in query else None
-        until = _parse_time(query["until"][0]) if "until" in query else None
+        since = parse_time(query["since"][0]) if "since" in query else None
+        until = parse_time(query["until"][0]) if "until" in query else None
         commits = [
             c
-            for c in self._commits(head)
+            for c in self.history.commits(head)
             if (since is None or c["committed_at"] >= since) and (until is None or c["committed_at"] <= until)
         ]
         chunk, extra = self._page(commits, path, query)
         return 200, [self._commit_json(c) for c in chunk], extra
 
     def _commit_detail(self, ref: str, path: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        sha = self._rev(ref)
+        sha = self.history.rev(ref)
         if sha is None:
             return 422, {"message": f"No commit found for SHA: {ref}", "documentation_url": "https://docs.github.com/rest"}, {}
-        body = self._commit_json(self._show(sha))
-        files = self._files(sha)
+        body = self._commit_json(self.history.show(sha))
+        files = self.history.files(sha)
         chunk, extra = self._page(files, path, query, default=300)
         body["files"] = chunk
         added = sum(f["additions"] for f in files)
@@ -431,13 +352,13 @@ class GitHubStandin:
         return 200, body, extra
 
     def _compare(self, base: str, head: str, path: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        old, new = self._rev(base), self._rev(head)
+        old, new = self.history.rev(base), self.history.rev(head)
         if old is None or new is None:
             return 404, {"message": "Not Found"}, {}
         # The commits `head` has that `base` has not, oldest first, as GitHub lists them.
-        shas = self._git("rev-list", "--reverse", f"{old}..{new}", "--").split()
-        behind = len(self._git("rev-list", f"{new}..{old}", "--").split())
-        metas = {c["sha"]: c for c in self._commits(f"{old}..{new}")} if shas else {}
+        shas = self.history.between(old, new)
+        behind = len(self.history.git("rev-list", f"{new}..{old}", "--").split())
+        metas = {c["sha"]: c for c in self.history.commits(f"{old}..{new}")} if shas else {}
         chunk, extra = self._page([metas[s] for s in shas], path, query, default=250)
         body = {
             "url": self._api(f"/compare/{base}...{head}"),

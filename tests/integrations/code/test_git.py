@@ -15,6 +15,7 @@ from contracts import COMMIT_RECORDS, SECRET_DIR, Broken, ChangeSourceContract, 
 from core.catalog import load_catalog
 from integrations import roles
 from integrations.code import git as git_kind
+from integrations.code.base import Commit
 from integrations.code.git import GitChangeSource
 from integrations.errors import SourceError
 from integrations.registry import build_sources
@@ -185,3 +186,23 @@ def test_a_fast_export_stream_that_is_not_one_is_a_source_error(tmp_path: Path, 
 
     with pytest.raises(SourceError, match="cannot import git history from"):
         build(git_kind.KIND, {"path": "repo.fi"}, tmp_path)
+
+
+def test_a_window_read_again_for_the_same_head_comes_from_the_cache_and_a_new_commit_is_seen(repo: Path) -> None:
+    class Counting(GitChangeSource):
+        logs = 0
+
+        def _log(self, start: datetime, end: datetime, limit: int) -> list[Commit]:
+            Counting.logs += 1
+            return super()._log(start, end, limit)
+
+    window = (T0 - timedelta(hours=3), T0)
+    first = Counting(repo).commits(*window)
+
+    assert Counting(repo).commits(*window) == first
+    assert Counting.logs == 1
+
+    (repo / "app" / "prices.py").write_text("def price():\n    return 3\n")
+    git(repo, "commit", "-qam", "Change the price again", when=T0 - timedelta(minutes=5))
+    assert [c.title for c in Counting(repo).commits(*window)] == ["Change the price again", *(c.title for c in first)]
+    assert Counting.logs == 2
