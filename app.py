@@ -93,6 +93,8 @@ def investigate(
     deploys: Annotated[Path | None, typer.Option(help="Deploy events JSON file.")] = None,
     metrics: Annotated[Path | None, typer.Option(help="Metrics CSV (timestamp,metric,labels,value).")] = None,
     runbooks: Annotated[Path | None, typer.Option(help="Folder of Markdown runbooks.")] = None,
+    kubectl: Annotated[Path | None, typer.Option(help="Saved kubectl describe / get events output (file or folder).")] = None,
+    pod_logs: Annotated[Path | None, typer.Option(help="Saved kubectl logs output, one <pod>[.previous].log per file.")] = None,
     service: Annotated[str | None, typer.Option(help="Investigate a service from SERVICES_FILE instead of paths.")] = None,
     at: Annotated[str | None, typer.Option(help="When it happened: ISO time or HH:MM (UTC); default now.")] = None,
     since: Annotated[str | None, typer.Option(help="How far back to look, e.g. 2h (default: the catalog's lookback).")] = None,
@@ -106,7 +108,17 @@ def investigate(
     if service:
         report = _investigate_service(service, at=at, since=since, what=what)
     else:
-        report = _investigate_paths(alert, logs=logs, repo=repo, deploys=deploys, metrics=metrics, runbooks=runbooks, since=since)
+        report = _investigate_paths(
+            alert,
+            logs=logs,
+            repo=repo,
+            deploys=deploys,
+            metrics=metrics,
+            runbooks=runbooks,
+            kubectl=kubectl,
+            pod_logs=pod_logs,
+            since=since,
+        )
     _print_report(report, fmt)
 
 
@@ -119,6 +131,8 @@ def _investigate_paths(
     metrics: Path | None,
     runbooks: Path | None,
     since: str | None,
+    kubectl: Path | None = None,
+    pod_logs: Path | None = None,
 ) -> Any:
     from agents.pipeline import run_local
     from core.alert import AlertError, alert_from_payload
@@ -136,7 +150,8 @@ def _investigate_paths(
         alert = alert_from_payload(payload, source="cli")
     except AlertError as exc:
         _fail(f"{alert_path}: {exc}")
-    for label, path in (("--logs", logs), ("--repo", repo), ("--deploys", deploys), ("--metrics", metrics), ("--runbooks", runbooks)):
+    flags = (("--logs", logs), ("--repo", repo), ("--deploys", deploys), ("--metrics", metrics), ("--runbooks", runbooks))
+    for label, path in (*flags, ("--kubectl", kubectl), ("--pod-logs", pod_logs)):
         if path is not None and not path.exists():
             _fail(f"{label} {path} does not exist")
     try:
@@ -150,6 +165,8 @@ def _investigate_paths(
         deploys=deploys,
         metrics=metrics,
         runbooks=runbooks,
+        kubectl=kubectl,
+        pod_logs=pod_logs,
         lookback_s=lookback,
         progress=_progress_printer(),
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from agents.evidence.model import Evidence, SignatureEvidence, SuspectEvidence
+from agents.evidence.model import Evidence, FactEvidence, SignatureEvidence, SuspectEvidence
 from agents.report import (
     Action,
     Degraded,
+    Fact,
     MetricShift,
     Report,
     RootCause,
@@ -74,7 +75,7 @@ def _quote(signature: SignatureEvidence | None) -> str:
 
 def _key_signature(evidence: Evidence) -> SignatureEvidence | None:
     for signature in evidence.signatures:
-        if signature.trend in ("new", "spiking"):
+        if signature.trend in ("new", "spiking", "untimed"):
             return signature
     return evidence.signatures[0] if evidence.signatures else None
 
@@ -90,7 +91,28 @@ def _commit_phrase(suspect: SuspectEvidence) -> str:
     return f'commit {suspect.sha[:8]} "{title}"{by}'
 
 
+def _fact_phrase(evidence: Evidence) -> str:
+    """The platform's own statement that backs the finding, when there is one: it is observed, not inferred."""
+    fact = next((f for f in evidence.facts if f.failing and f.about_service), None)
+    if fact is None:
+        return ""
+    times = f" ({fact.count} times)" if fact.count > 1 else ""
+    return f" Kubernetes reports {fact.subject}: {fact.detail[:200]}{times}."
+
+
+def _onset_note(evidence: Evidence) -> str:
+    if evidence.onset is None:
+        return " The onset is unknown: the logs carry no timestamps and no container or event time dates the failure."
+    if evidence.onset_from.startswith("facts"):
+        return f" The onset is taken from the platform ({evidence.onset_from.removeprefix('facts: ')}); the logs carry no usable times."
+    return ""
+
+
 def summarise(evidence: Evidence, alert: Alert) -> str:
+    return _summary(evidence, alert) + _fact_phrase(evidence) + _onset_note(evidence)
+
+
+def _summary(evidence: Evidence, alert: Alert) -> str:
     finding = evidence.finding
     key = _key_signature(evidence)
     component = finding.component or evidence.service
@@ -232,5 +254,21 @@ def write_report(evidence: Evidence, alert: Alert, *, investigation_id: str | No
         runbooks=[RunbookRef(title=r.title, path=r.path, score=r.score) for r in evidence.runbooks],
         degraded=[Degraded(component=d.component, reason=d.reason) for d in evidence.degraded],
         log_reads=evidence.log_reads,
+        facts=[fact_entry(f) for f in evidence.facts if f.about_service or f.failing],
         analyst="offline",
+    )
+
+
+def fact_entry(fact: FactEvidence) -> Fact:
+    return Fact(
+        kind=fact.kind,
+        subject=fact.subject,
+        detail=fact.detail,
+        at=isoformat(fact.at),
+        last_at=isoformat(fact.last_at),
+        count=fact.count,
+        reason=fact.reason,
+        exit_code=fact.exit_code,
+        source=fact.source,
+        failing=fact.failing,
     )

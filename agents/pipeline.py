@@ -212,6 +212,8 @@ PATH_FLAGS: dict[str, tuple[str, str, str]] = {
     "deploys": ("deploys", "deploys_file", "path"),
     "metrics": ("metrics", "metrics_csv", "path"),
     "runbooks": ("runbooks", "runbooks_dir", "path"),
+    "kubectl": ("infra", "kubectl_dump", "paths"),
+    "pod_logs": ("logs", "kubectl_logs", "paths"),
 }
 
 
@@ -235,12 +237,14 @@ def run_local(
     deploys: Path | None = None,
     metrics: Path | None = None,
     runbooks: Path | None = None,
+    kubectl: Path | None = None,
+    pod_logs: Path | None = None,
     lookback_s: int = 6 * 3600,
     after_s: int = 900,
     progress: ProgressFn = _quiet,
 ) -> Report:
     """Investigate an alert against paths on disk, with no catalog and no store."""
-    specs = path_specs(logs=logs, repo=repo, deploys=deploys, metrics=metrics, runbooks=runbooks)
+    specs = path_specs(logs=logs, repo=repo, deploys=deploys, metrics=metrics, runbooks=runbooks, kubectl=kubectl, pod_logs=pod_logs)
     sources = build_specs(specs, Path.cwd())
     return investigate(
         alert=alert,

@@ -65,6 +65,21 @@ class Signature(_Open):
     frames: list[str] = Field(default_factory=list)
 
 
+class Fact(_Open):
+    """What the platform states about the service (an OOM kill, a crash loop, a node NotReady), with when where known."""
+
+    kind: str
+    subject: str
+    detail: str
+    at: str | None = None
+    last_at: str | None = None
+    count: int = 1
+    reason: str | None = None
+    exit_code: int | None = None
+    source: str = ""
+    failing: bool = True
+
+
 class MetricShift(_Open):
     metric: str
     change_at: str
@@ -135,6 +150,8 @@ class Report(_Open):
     degraded: list[Degraded] = Field(default_factory=list)
     # What each log store read (source, query, events, bytes, API calls, truncated): "no logs" must not read as healthy.
     log_reads: list[dict[str, Any]] = Field(default_factory=list)
+    # Facts before statistics: what Kubernetes states about the service's pods, containers and nodes.
+    facts: list[Fact] = Field(default_factory=list)
     analyst: Literal["offline", "crew"] = "offline"
     usage: Usage = Field(default_factory=Usage)
     timings: dict[str, float] = Field(default_factory=dict)

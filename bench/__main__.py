@@ -23,8 +23,8 @@ def _mark(value: Any) -> str:
     return "[green]✓[/]" if value else "[red]✗[/]"
 
 
-def _scenario_table(result: dict[str, Any]) -> Table:
-    table = Table(title="Scenario suite")
+def _scenario_table(result: dict[str, Any], title: str = "Scenario suite") -> Table:
+    table = Table(title=title)
     for column in ("bundle", "truth", "got", "component", "cat", "top1", "top3", "false blame", "sig", "comp", "onset", "s"):
         table.add_column(column)
     for row in result["bundles"]:
@@ -108,6 +108,9 @@ def main() -> None:
     folders = [scenarios.PUBLIC, *args.scenarios] if scenarios.PUBLIC.is_dir() else list(args.scenarios)
     out["scenarios"] = scenarios.run(folders)
     console.print(_scenario_table(out["scenarios"]))
+    if scenarios.INCIDENTS.is_dir():
+        out["incidents"] = scenarios.run([scenarios.INCIDENTS])
+        console.print(_scenario_table(out["incidents"], "Kubernetes incidents (bench/incidents)"))
     if not args.skip_loghub:
         out["loghub"] = _loghub(console)
     if not args.skip_scale:

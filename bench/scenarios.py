@@ -13,6 +13,8 @@ from bench.scoring import score_report
 from core.alert import alert_from_payload
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "scenarios" / "public"
+# Our own incidents in the shape people paste them: kubectl describe/events, container logs without timestamps.
+INCIDENTS = Path(__file__).resolve().parent / "incidents"
 METRICS = ("category", "culprit_top1", "culprit_top3", "false_blame", "signature", "component", "onset")
 
 
@@ -56,6 +58,8 @@ def investigate_bundle(bundle: Path, work: Path) -> dict[str, Any]:
         deploys=optional("deploys.json"),
         metrics=optional("metrics.csv"),
         runbooks=optional("runbooks"),
+        kubectl=optional("kubectl"),
+        pod_logs=optional("pod-logs"),
     )
     return report.to_json_dict()
 

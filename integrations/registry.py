@@ -15,8 +15,21 @@ from core.catalog import Catalog, Location, ServiceSpec, SourceSpec, unknown_key
 from core.degraded import Degradation
 from integrations.code import azure_devops, bitbucket, deploys_file, git, github, gitlab
 from integrations.errors import SourceError
-from integrations.infra import kubernetes
-from integrations.logs import azure_monitor, cloud_logging, cloudwatch, elasticsearch, files, gcs, kafka, loki, opensearch, s3, splunk
+from integrations.infra import kubectl_dump, kubernetes
+from integrations.logs import (
+    azure_monitor,
+    cloud_logging,
+    cloudwatch,
+    elasticsearch,
+    files,
+    gcs,
+    kafka,
+    kubectl_logs,
+    loki,
+    opensearch,
+    s3,
+    splunk,
+)
 from integrations.logs import datadog as datadog_logs
 from integrations.metrics import csv_file, datadog, grafana, grafana_annotations, newrelic, prometheus
 from integrations.notify import email, slack_channel, teams, webhook
@@ -60,6 +73,8 @@ KINDS: tuple[SourceKind[Any, Any], ...] = (
     kafka.KIND,
     cloud_logging.KIND,
     azure_monitor.KIND,
+    kubectl_dump.KIND,
+    kubectl_logs.KIND,
 )
 
 _BY_ROLE: dict[str, dict[str, SourceKind[Any, Any]]] = {role.name: {} for role in ROLES}

@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from agents.evidence.lexicon import CODE, CREDENTIAL, DEPENDENCY, DNS, NETWORK, NODE, RESOURCE, SCHEMA, TRAFFIC
+from agents.evidence.facts import FactReading
+from agents.evidence.lexicon import CODE, CONFIG, CREDENTIAL, DEPENDENCY, DNS, IMAGE, NETWORK, NODE, RESOURCE, SCHEMA, TRAFFIC
 from agents.evidence.logstats import GroupStats
 from agents.evidence.model import Finding, MetricShiftEvidence
 from agents.evidence.suspects import Candidate
@@ -32,12 +33,15 @@ _HOST_PATTERNS = (
     re.compile(r"(?:credential|token|certificate|api key) for (?P<name>[A-Za-z][\w.-]+)", re.IGNORECASE),
 )
 _NODE_OBJECT = re.compile(r"\bnode/(?P<name>[\w.-]+)")
+_POLICY = re.compile(r"network ?polic(?:y|ies)|denied by (?:the )?(?:network )?policy", re.IGNORECASE)
 _DNS_SERVICE = re.compile(r"\b(?P<name>core-?dns|kube-dns|node-local-dns)\b", re.IGNORECASE)
 _GENERIC_NAMES = frozenset({"localhost", "127.0.0.1", "db", "prod", "production", "default", "unknown", "none", "true", "false"})
 # The order settles a line that names two kinds: the more specific one wins.
 _ORDER: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("code", IMAGE),
     ("expired_credential", CREDENTIAL),
     ("resource_exhaustion", RESOURCE),
+    ("config_change", CONFIG),
     ("infrastructure:dns", DNS),
     ("infrastructure:node", NODE),
     ("infrastructure:network", NETWORK),
@@ -60,6 +64,8 @@ class Classification:
     finding: Finding
     kind: str
     votes: dict[str, float] = field(default_factory=dict)
+    # The key signatures that voted for the finding: the ones that state it, shown first.
+    supporting: list[int] = field(default_factory=list)
 
 
 def kind_of(text: str, *, access_log: bool) -> str | None:
@@ -120,6 +126,10 @@ def _infrastructure_component(detail: str, keys: list[KeySignature]) -> str:
     if detail == "dns":
         match = _DNS_SERVICE.search(text)
         return match.group("name").lower() if match else "dns"
+    if detail == "storage":
+        return "storage"
+    if _POLICY.search(text):
+        return "network-policy"
     return "nat-gateway"
 
 
@@ -134,6 +144,11 @@ def volume_ratio(minutes: dict[int, int], onset_minute: int | None) -> float:
     return now / base if base > 0 else 1.0
 
 
+def _category_of(kind: str) -> str:
+    category = kind.partition(":")[0]
+    return {"code": "bad_deploy", "schema": "dependency_failure"}.get(category, category)
+
+
 def classify(
     keys: list[KeySignature],
     candidates: list[Candidate],
@@ -142,10 +157,12 @@ def classify(
     volume: float,
     service: str,
     own_names: set[str],
+    facts: FactReading | None = None,
 ) -> Classification:
     votes: dict[str, float] = {}
     details: dict[str, str] = {}
     rationale: list[str] = []
+    voters: dict[str, list[KeySignature]] = {}
     for key in keys[:MAX_KEY_SIGNATURES]:
         kind = kind_of(key.text, access_log=key.group.http)
         if kind is None:
@@ -154,6 +171,13 @@ def classify(
         if detail:
             details.setdefault(category, detail)
         votes[category] = votes.get(category, 0.0) + key.score
+        voters.setdefault(_category_of(kind), []).append(key)
+    if facts is not None:
+        # What the platform states counts as much as several signatures: it is observed, not inferred.
+        for category, weight in facts.votes.items():
+            votes[category] = votes.get(category, 0.0) + weight
+        for category, detail in facts.details.items():
+            details.setdefault(category, detail)
     if volume >= SURGE_RATIO:
         votes["traffic_surge"] = votes.get("traffic_surge", 0.0) + 0.6
         rationale.append(f"log volume rose {volume:.1f}x at the onset")
@@ -163,8 +187,16 @@ def classify(
             rationale.append(f"{shift.metric} rose from {shift.before:g} to {shift.after:g}")
             break
     blamed = [c for c in candidates if c.score >= 0.5]
-    if any(c.signals.get("config", 0) >= 0.8 for c in blamed):
-        votes["config_change"] = votes.get("config_change", 0.0) + 1.5
+    config = max((c.signals.get("config", 0.0) for c in blamed if c.signals.get("timing", 0.0) >= 0.8 or c.signals.get("config", 0) >= 0.8), default=0.0)
+    if config >= 0.45:
+        # A config change deployed just before, whose keys or values the errors show, is the cause of the errors
+        # talking to a dependency or shedding load that follow: those errors are its effect, and vote for it.
+        effect = votes.pop("dependency_failure", 0.0) + votes.pop("traffic_surge", 0.0)
+        share = 1.0 if config >= 0.8 else 0.5
+        votes["config_change"] = votes.get("config_change", 0.0) + (1.5 if config >= 0.8 else 0.75) + share * effect
+        if share < 1.0 and effect:
+            votes["dependency_failure"] = (1 - share) * effect
+        rationale.append("a config change deployed just before the onset touches what the errors show")
     if any(c.signals.get("migration", 0) >= 0.5 for c in blamed):
         votes["data_migration"] = votes.get("data_migration", 0.0) + 0.8 + votes.pop("schema", 0.0)
     framed = [c for c in blamed if c.signals.get("frames", 0) >= 0.5]
@@ -177,21 +209,33 @@ def classify(
     code = votes.pop("code", 0.0)
     if code:
         votes["bad_deploy"] = votes.get("bad_deploy", 0.0) + code
+    votes = {k: v for k, v in votes.items() if v > 0}
+    if facts is not None:
+        rationale += facts.rationale[:4]
     if not votes:
         return Classification(
-            Finding(category="unknown", confidence=0.15, component=service, rationale=["no failure stands out in the logs"]), "unknown"
+            Finding(category="unknown", confidence=0.15, component=service, rationale=["no failure stands out in the logs", *rationale]),
+            "unknown",
         )
     category, top = max(votes.items(), key=lambda kv: kv[1])
     total = sum(votes.values())
     confidence = round(min(0.95, 0.3 + 0.45 * (top / total) + 0.2 * min(top, 1.0)), 2)
     own = {n.lower() for n in own_names | {service}}
+    supporting = voters.get(category, [])
     if category in ("dependency_failure", "expired_credential"):
-        component = _dependency(keys, own) or service
+        # The origin is named by the errors that state this failure (the rejected credential's issuer, the refusing host),
+        # not by whatever else the caller logs.
+        component = _dependency(supporting, own) or _dependency(keys, own) or service
     elif category == "infrastructure":
-        component = _infrastructure_component(details.get("infrastructure", "network"), keys)
+        detail = details.get("infrastructure", "network")
+        fact_component = facts.components.get(category) if facts is not None else None
+        component = fact_component if detail == "node" and fact_component else _infrastructure_component(detail, keys)
     else:
         component = service
     rationale.insert(0, f"{category} ({', '.join(f'{k} {v:.2f}' for k, v in sorted(votes.items(), key=lambda kv: -kv[1]))})")
     return Classification(
-        Finding(category=category, confidence=confidence, component=component, rationale=rationale), details.get(category, ""), votes
+        Finding(category=category, confidence=confidence, component=component, rationale=rationale),
+        details.get(category, ""),
+        votes,
+        [k.group.gid for k in supporting],
     )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents.evidence.classify import AWAY_FROM_CODE, KeySignature, classify, our_service, volume_ratio
+from agents.evidence.facts import read_facts
 from agents.evidence.logstats import LogStats
 from agents.evidence.metric_shifts import metric_shifts
 from agents.evidence.model import Evidence, EvidenceInputs, Finding, MetricShiftEvidence, SuspectEvidence, TimelineItem
@@ -30,6 +31,7 @@ from agents.evidence.suspects import (
 )
 from core.degraded import Degradation
 from core.redaction import redact_text
+from integrations import roles
 
 Progress = Callable[[str, str], None]
 MAX_SUSPECTS = 10
@@ -46,7 +48,7 @@ def _key_signatures(ranked: list[Ranked]) -> list[KeySignature]:
     keys = []
     for item in ranked:
         ev = item.evidence
-        if ev.trend not in ("new", "spiking") or ev.score < KEY_MIN_SCORE:
+        if ev.trend not in ("new", "spiking", "untimed") or ev.score < KEY_MIN_SCORE:
             continue
         text = "\n".join(
             filter(None, [item.group.text, item.group.exception or "", item.group.samples[0][:1500] if item.group.samples else ""])
@@ -160,12 +162,15 @@ def _timeline(
     deploys: list[dict[str, object]],
     shifts: list[MetricShiftEvidence],
     paging: list[tuple[datetime, str, str]],
+    onset_from: str = "logs",
 ) -> list[TimelineItem]:
     items = [TimelineItem(at=alert_at, event="alert fired", source="alert")]
     # What the paging tool recorded (triggered, escalated, acknowledged) places people's actions among the evidence.
     items += [TimelineItem(at=at, event=event, source=tool) for at, event, tool in paging]
-    if onset is not None:
+    if onset is not None and onset_from == "logs":
         items.append(TimelineItem(at=onset, event="incident onset (first key error)", source="logs"))
+    elif onset is not None:
+        items.append(TimelineItem(at=onset, event=f"incident onset ({onset_from.removeprefix('facts: ')})", source="infra"))
     for deploy in deploys:
         at = deploy["at"]
         if isinstance(at, datetime):
@@ -196,8 +201,21 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
     stats = read_logs(inputs, report, degraded, log_reads)
     timings["logs_s"] = time.perf_counter() - started
     onset, _key_gid = find_onset(stats, inputs.window_start, inputs.window_end, alert_at)
+    facts = read_facts(inputs.items(roles.INFRA), inputs.service, inputs.window_start, inputs.window_end)
+    onset_from = "logs" if onset is not None else ""
+    if onset is None and facts.onset is not None:
+        # Container output often has no timestamps; the platform's own times (a termination, an event) date the failure.
+        onset, onset_from = facts.onset, f"facts: {facts.onset_fact}"
     if onset is None:
-        if stats.events:
+        if stats.untimed and stats.untimed * 2 > stats.events:
+            degraded.append(
+                Degradation(
+                    "onset",
+                    "unknown: the logs carry no timestamps and no container or event time dates the failure; "
+                    "the alert time stands in for ranking only",
+                )
+            )
+        elif stats.events:
             degraded.append(Degradation("onset", "no error or latency change found in the logs; the alert time stands in for the onset"))
         onset_for_scoring = alert_at
     else:
@@ -231,8 +249,13 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
         volume=volume_ratio(totals, int(onset.timestamp() // 60) if onset else None),
         service=own,
         own_names={own, inputs.service},
+        facts=facts,
     )
     finding: Finding = classification.finding
+    if classification.supporting:
+        # The signature that states the failure (the pool exhausted, the credential rejected) leads, not its aftermath.
+        leading = set(classification.supporting)
+        ranked.sort(key=lambda r: r.group.gid not in leading)
     cap = AWAY_CAP if finding.category in AWAY_FROM_CODE or finding.category == "unknown" else None
     suspects = _suspect_evidence(candidates, cap)
     if suspects:
@@ -243,7 +266,13 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
         [finding.category.replace("_", " "), finding.component or "", *(k.text[:400] for k in keys[:3]), inputs.alert.text]
     )
     runbooks = match_runbooks(inputs.runbooks, finding_text)
-    timeline = _timeline(onset, alert_at, ranked, deploys, shifts, inputs.alert.incident_timeline)
+    timeline = _timeline(onset, alert_at, ranked, deploys, shifts, inputs.alert.incident_timeline, onset_from)
+    timeline += [
+        TimelineItem(at=f.at, event=f"{f.reason or f.kind} {f.subject}: {f.detail[:120]}", source="infra")
+        for f in facts.shown
+        if f.at is not None and f.about_service and (f.failing or f.kind == "rollout")
+    ][:6]
+    timeline.sort(key=lambda t: t.at)
     timings["total_s"] = time.perf_counter() - started
     return Evidence(
         service=inputs.service,
@@ -251,6 +280,8 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
         window_end=inputs.window_end,
         alert_at=alert_at,
         onset=onset,
+        onset_from=onset_from,
+        facts=facts.shown,
         signatures=[r.evidence for r in ranked],
         suspects=suspects,
         metric_shifts=shifts[:10],

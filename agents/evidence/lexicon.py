@@ -17,6 +17,25 @@ CREDENTIAL = re.compile(
     r"token (?:is )?expired|credentials? (?:expired|rejected|invalid)",
     _I,
 )
+# The service's own settings are missing or wrong: an unset environment variable, a config map key, a bad value.
+CONFIG = re.compile(
+    r"environment variable [\w\"'$]+ (?:is )?(?:not set|unset|required|missing|empty)|env(?:ironment)? var(?:iable)?s? (?:not set|missing)|"
+    r"(?:missing|required) (?:env(?:ironment)? var(?:iable)?|config(?:uration)?(?: key| value| option| setting)?)\b|"
+    r"is required but (?:was )?(?:not set|missing|empty)|must be set|is not set\b|not configured|"
+    r"invalid (?:config|configuration|setting|value for)|config(?:uration)? (?:error|invalid|missing|not found)|"
+    r"(?:could not|cannot|failed to|unable to) (?:load|parse|read) (?:the )?(?:config|configuration|settings)|"
+    r"unknown (?:config|configuration|setting) (?:key|option)|keyerror: '[A-Z][A-Z0-9_]{2,}'|configmap \S+ not found|"
+    r"secret \S+ not found|couldn't find key",
+    _I,
+)
+# The image or its command is wrong: the process cannot start, a module the build should hold is missing.
+IMAGE = re.compile(
+    r"executable file not found|exec format error|exec: \S+: (?:stat|permission denied|not found)|exec /\S+: no such file|"
+    r"errimagepull|imagepullbackoff|manifest (?:for \S+ )?(?:unknown|not found)|pull access denied|"
+    r"modulenotfounderror|no module named|cannot find module|classnotfoundexception|noclassdeffounderror|"
+    r"undefined symbol|symbol lookup error|error while loading shared libraries",
+    _I,
+)
 DEPENDENCY = re.compile(
     r"connection refused|econnrefused|\brefused\b|connection reset|econnreset|service unavailable|\b50[234]\b|bad gateway|"
     r"could not connect|cannot connect|unable to connect|failed to connect|server closed the connection|broken pipe|"
@@ -38,7 +57,7 @@ NODE = re.compile(
 NETWORK = re.compile(
     r"connect ?timeout|connecttimeout|connection timed out|connect etimedout|etimedout|i/o timeout|network is unreachable|"
     r"no route to host|ehostunreach|enetunreach|dial tcp [^ ]+: (?:i/o )?timeout|connection attempt timed out|"
-    r"packet loss|nat gateway|egress",
+    r"packet loss|nat gateway|egress|network ?polic(?:y|ies)|denied by (?:the )?(?:network )?policy",
     _I,
 )
 RESOURCE = re.compile(
@@ -46,7 +65,10 @@ RESOURCE = re.compile(
     r"too many open files|no space left|disk (?:is )?full|pool exhausted|pool is exhausted|exhausted|remaining connection slots|"
     r"too many connections|cpu throttl|gc overhead|memory pressure|evicted|fatal error: runtime: out of memory|"
     r"connection is not available, request timed out|timeout waiting for (?:a )?connection|thread pool.*(?:full|rejected)|"
-    r"rejectedexecution",
+    r"rejectedexecution|(?:waiting|wait) for (?:a )?(?:free |idle )?connection|(?:could not|unable to|failed to) (?:acquire|obtain|get) "
+    r"(?:a )?(?:db |database )?connection|queuepool limit|pool (?:is )?(?:full|exhausted|at capacity)|connections? (?:are )?all in use|"
+    r"too many clients|file descriptors|emfile|disk (?:usage|quota)|inodes|heap (?:usage|used|size) (?:at |is )?\d+ ?%|"
+    r"memory (?:usage|used) (?:at |is )?\d+ ?%|approaching (?:the )?(?:memory )?limit",
     _I,
 )
 TRAFFIC = re.compile(
@@ -69,7 +91,7 @@ CODE = re.compile(
     _I,
 )
 FAILURE = re.compile(
-    "|".join(p.pattern for p in (CREDENTIAL, DEPENDENCY, DNS, NODE, NETWORK, RESOURCE, TRAFFIC, SCHEMA, CODE))
+    "|".join(p.pattern for p in (CREDENTIAL, CONFIG, IMAGE, DEPENDENCY, DNS, NODE, NETWORK, RESOURCE, TRAFFIC, SCHEMA, CODE))
     + r"|exception|error|fail|fatal|crash|abort|denied|invalid|reject|killed|terminated",
     _I,
 )

@@ -24,7 +24,8 @@ from integrations.runbooks.base import Runbook
 
 ItemT = TypeVar("ItemT")
 
-SignatureTrend = Literal["new", "spiking", "chronic", "steady", "fading"]
+# "untimed": the events carry no time (container output), so no before/after exists; they are ranked by what they say.
+SignatureTrend = Literal["new", "spiking", "chronic", "steady", "fading", "untimed"]
 
 
 @dataclass(slots=True)
@@ -115,6 +116,23 @@ class MetricShiftEvidence(BaseModel):
     url: str | None = None
 
 
+class FactEvidence(BaseModel):
+    """A fact the platform states (an OOM kill, a crash loop, a node NotReady), as the analysis shows it."""
+
+    kind: str
+    subject: str
+    detail: str
+    at: datetime | None = None
+    last_at: datetime | None = None
+    count: int = 1
+    reason: str | None = None
+    exit_code: int | None = None
+    source: str = ""
+    failing: bool = True
+    # False for other workloads in a pasted namespace dump: shown, not reasoned over.
+    about_service: bool = True
+
+
 class RunbookMatch(BaseModel):
     title: str
     path: str
@@ -142,6 +160,9 @@ class Evidence(BaseModel):
     window_end: datetime
     alert_at: datetime
     onset: datetime | None = None
+    # What the onset was read from: "logs", a fact ("facts: OOMKilled on ..."), or "" when it is unknown.
+    onset_from: str = ""
+    facts: list[FactEvidence] = Field(default_factory=list)
     signatures: list[SignatureEvidence] = Field(default_factory=list)
     suspects: list[SuspectEvidence] = Field(default_factory=list)
     metric_shifts: list[MetricShiftEvidence] = Field(default_factory=list)

@@ -18,11 +18,16 @@ from agents.evidence.model import SignatureEvidence, SignatureTrend
 from agents.evidence.onset import ChangePoint, first_event_from, rising_change_point
 from agents.evidence.templates import VAR
 
-TREND_FACTOR: dict[str, float] = {"new": 1.0, "spiking": 0.8, "steady": 0.12, "chronic": 0.04, "fading": 0.02}
+TREND_FACTOR: dict[str, float] = {"new": 1.0, "spiking": 0.8, "steady": 0.12, "chronic": 0.04, "fading": 0.02, "untimed": 0.9}
 MAX_SIGNATURES = 25
 MAX_PLACEHOLDERS = 12
 # The first key error may precede the loudest one by a few minutes; look this far back for it.
 ONSET_LOOKBACK_MIN = 20
+# A descriptive `Key:   value` line (kubectl describe, a printed config) or a bare section header: it states, it does not fail.
+_DESCRIPTIVE = re.compile(
+    r"^\s*(?!(?:INFO|ERROR|ERR|WARNING|WARN|DEBUG|CRITICAL|FATAL|TRACE|NOTICE|PANIC|SEVERE)\b)"
+    r"[A-Z][\w./-]*(?: [A-Za-z][\w./-]*){0,3}:(?:\s{2,}\S.*|\s*)$"
+)
 
 
 @dataclass(slots=True)
@@ -58,6 +63,8 @@ def display_template(template: str, texts: list[str]) -> str:
 def failure_weight(group: GroupStats) -> float:
     """How much a signature's own words and level say that something fails (0 .. ~1.5)."""
     text = group.text if group.exception is None else f"{group.text} {group.exception}"
+    if group.samples and group.exception is None and _DESCRIPTIVE.match(group.samples[0]):
+        return LEVEL_WEIGHT["debug"]
     weight = LEVEL_WEIGHT.get(group.level, 0.25)
     failing = FAILURE.search(text) is not None
     if failing:
@@ -137,7 +144,11 @@ def rank_signatures(stats: LogStats, window_start: datetime, window_end: datetim
     for group in stats.groups.values():
         weight = failure_weight(group)
         failing = FAILURE.search(group.text) is not None or bool(group.frames)
-        if onset_minute is not None and span is not None:
+        if group.count and group.untimed == group.count:
+            # Container output without timestamps: no before and after, ranked by what it says and how often.
+            before, after, trend = 0, group.count, "untimed"
+            score = weight * (TREND_FACTOR["untimed"] if failing else TREND_FACTOR["steady"]) * math.log1p(group.count)
+        elif onset_minute is not None and span is not None:
             first, last = span
             before = sum(n for m, n in group.minutes.items() if m < onset_minute)
             after = group.count - group.untimed - before
