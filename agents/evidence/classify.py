@@ -23,6 +23,8 @@ from agents.evidence.suspects import Candidate
 AWAY_FROM_CODE = frozenset({"dependency_failure", "expired_credential", "traffic_surge", "infrastructure"})
 MAX_KEY_SIGNATURES = 5
 SURGE_RATIO = 3.0
+# Errors starting this long after an exhaustion are taken as its effect.
+AFTERMATH_S = 30.0
 _RATE_METRIC = re.compile(r"request|hits|rps|throughput|qps|per_second|jobs_processed|messages_in", re.IGNORECASE)
 _HOST_PATTERNS = (
     re.compile(r"host=['\"]?(?P<name>[A-Za-z][\w.-]+)"),
@@ -31,11 +33,15 @@ _HOST_PATTERNS = (
     re.compile(r"(?P<name>[A-Za-z][\w-]+(?:\.[\w-]+)*):\d{2,5}\b[^\n]{0,40}(?:refused|timed? ?out|unreachable|reset)"),
     re.compile(r"(?:lookup|resolve|resolving) (?P<name>[A-Za-z][\w.-]+)"),
     re.compile(r"(?:credential|token|certificate|api key) for (?P<name>[A-Za-z][\w.-]+)", re.IGNORECASE),
+    # A host by its domain name after what the caller did with it: "send to api.mail.example.com failed", "POST https://x.y/...".
+    re.compile(r"(?:\bto|\bfrom|\bat|calling|call to|request to|https?://) ?(?P<name>[a-z][\w-]*(?:\.[\w-]+){2,})", re.IGNORECASE),
 )
 _NODE_OBJECT = re.compile(r"\bnode/(?P<name>[\w.-]+)")
 _POLICY = re.compile(r"network ?polic(?:y|ies)|denied by (?:the )?(?:network )?policy", re.IGNORECASE)
 _DNS_SERVICE = re.compile(r"\b(?P<name>core-?dns|kube-dns|node-local-dns)\b", re.IGNORECASE)
-_GENERIC_NAMES = frozenset({"localhost", "127.0.0.1", "db", "prod", "production", "default", "unknown", "none", "true", "false"})
+_GENERIC_NAMES = frozenset(
+    {"localhost", "127.0.0.1", "db", "prod", "production", "default", "unknown", "none", "true", "false", "failed", "error", "timeout", "timed"}
+)
 # The order settles a line that names two kinds: the more specific one wins.
 _ORDER: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("code", IMAGE),
@@ -83,9 +89,8 @@ def _names_in(key: KeySignature, own: set[str]) -> list[str]:
     found += [name for name, _ in ranked]
     for pattern in _HOST_PATTERNS:
         found += [m.group("name") for m in pattern.finditer(key.text)]
-    return [
-        n.strip(".").lower() for n in found if n.strip(".").lower() not in own and n.lower() not in _GENERIC_NAMES and not n[0].isdigit()
-    ]
+    names = [re.sub(r":\d+$", "", n).strip(".").lower() for n in found]
+    return [n for n in names if n and n not in own and n not in _GENERIC_NAMES and not n[0].isdigit()]
 
 
 def our_service(keys: list[KeySignature], marker_services: Iterable[str], alert_service: str) -> str:
@@ -144,6 +149,26 @@ def volume_ratio(minutes: dict[int, int], onset_minute: int | None) -> float:
     return now / base if base > 0 else 1.0
 
 
+def _aftermath(voters: dict[str, list[KeySignature]], votes: dict[str, float], rationale: list[str]) -> None:
+    """Timeouts and refusals that begin after the service ran out of a resource are its effect, not a dependency's failure.
+
+    A pool, memory or file-descriptor exhaustion makes the caller's own calls wait and time out; the errors that
+    name a dependency then follow the exhaustion. When the dependency errors came first, the dependency stands.
+    """
+    exhausted = [k.group.first_ts for k in voters.get("resource_exhaustion", []) if k.group.first_ts is not None]
+    if not exhausted:
+        return
+    since = min(exhausted)
+    moved = [k for k in voters.get("dependency_failure", []) if k.group.first_ts is not None and k.group.first_ts > since + AFTERMATH_S]
+    if not moved:
+        return
+    share = sum(k.score for k in moved)
+    votes["dependency_failure"] = votes.get("dependency_failure", 0.0) - share
+    votes["resource_exhaustion"] = votes.get("resource_exhaustion", 0.0) + share
+    voters["dependency_failure"] = [k for k in voters["dependency_failure"] if k not in moved]
+    rationale.append(f"{len(moved)} dependency error signature(s) began after the exhaustion: its effect")
+
+
 def _category_of(kind: str) -> str:
     category = kind.partition(":")[0]
     return {"code": "bad_deploy", "schema": "dependency_failure"}.get(category, category)
@@ -176,8 +201,8 @@ def classify(
         # What the platform states counts as much as several signatures: it is observed, not inferred.
         for category, weight in facts.votes.items():
             votes[category] = votes.get(category, 0.0) + weight
-        for category, detail in facts.details.items():
-            details.setdefault(category, detail)
+        # Where the platform says the failure is (a node NotReady, CoreDNS down) outranks what the caller's errors suggest.
+        details.update(facts.details)
     if volume >= SURGE_RATIO:
         votes["traffic_surge"] = votes.get("traffic_surge", 0.0) + 0.6
         rationale.append(f"log volume rose {volume:.1f}x at the onset")
@@ -186,6 +211,7 @@ def classify(
             votes["traffic_surge"] = votes.get("traffic_surge", 0.0) + 0.5
             rationale.append(f"{shift.metric} rose from {shift.before:g} to {shift.after:g}")
             break
+    _aftermath(voters, votes, rationale)
     blamed = [c for c in candidates if c.score >= 0.5]
     config = max((c.signals.get("config", 0.0) for c in blamed if c.signals.get("timing", 0.0) >= 0.8 or c.signals.get("config", 0) >= 0.8), default=0.0)
     if config >= 0.45:
@@ -229,7 +255,7 @@ def classify(
     elif category == "infrastructure":
         detail = details.get("infrastructure", "network")
         fact_component = facts.components.get(category) if facts is not None else None
-        component = fact_component if detail == "node" and fact_component else _infrastructure_component(detail, keys)
+        component = fact_component or _infrastructure_component(detail, keys)
     else:
         component = service
     rationale.insert(0, f"{category} ({', '.join(f'{k} {v:.2f}' for k, v in sorted(votes.items(), key=lambda kv: -kv[1]))})")

@@ -40,6 +40,7 @@ class DiffFacts:
     added_lines: dict[str, set[int]] = field(default_factory=dict)
     headers: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     config: list[ConfigChange] = field(default_factory=list)
     sql: bool = False
     tables: set[str] = field(default_factory=set)
@@ -95,6 +96,7 @@ def parse_diff(text: str) -> DiffFacts:
                 facts.sql = True
                 facts.tables.update(m.group("table").lower() for m in _SQL_TABLE.finditer(body))
         elif line.startswith("-"):
+            facts.removed.append(line[1:])
             if (kv := _KEYVAL.match(line[1:])) is not None:
                 removed[kv.group("key")] = kv.group("value")
         else:

@@ -20,6 +20,7 @@ from integrations.infra.base import InfraFact
 # A rollout this close before the first failure fact is the change that brought it.
 ROLLOUT_LEAD = timedelta(minutes=45)
 MAX_FACTS = 20
+MAX_FACT_VOTE = 2.5
 # Facts that say something fails; the others (limits, restart counts, rollouts) are context.
 FAILING = frozenset(
     {
@@ -57,6 +58,11 @@ _POINTS: dict[str, tuple[str, float]] = {
 _START_FAILURE = re.compile(r"executable file not found|exec format error|no such file or directory|permission denied|exec:", re.I)
 _START_EXIT_CODES = frozenset({126, 127, 128})
 _TAINT = re.compile(r"untolerated taint|node\.kubernetes\.io/(?:not-ready|unreachable)|node\(s\) had taint", re.I)
+# Cluster services every workload depends on: their failures are the platform's, and name it.
+_PLATFORM: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^(?:coredns|kube-dns|node-local-dns)", re.I), "infrastructure:dns"),
+    (re.compile(r"^(?:calico|cilium|aws-node|kube-proxy|flannel|weave|antrea|kube-router)", re.I), "infrastructure:network"),
+)
 _POD_SUFFIX = re.compile(r"-[a-z0-9]{8,10}-[a-z0-9]{5}$|-[a-z0-9]{5}$|-\d+$")
 
 
@@ -82,9 +88,16 @@ def workload(subject: str) -> str:
     return _POD_SUFFIX.sub("", pod)
 
 
+def _platform(fact: InfraFact) -> str | None:
+    name = workload(fact.subject)
+    return next((target for pattern, target in _PLATFORM if pattern.match(name)), None)
+
+
 def _about(fact: InfraFact, service: str) -> bool:
-    """Whether a fact concerns the service (its pods, its deployment) or the platform under it (nodes, DNS, policies)."""
+    """Whether a fact concerns the service (its pods, its deployment) or the platform under it (nodes, DNS, the network)."""
     if fact.kind in ("node_condition", "dns_failure", "network_policy") or fact.subject.startswith("node/"):
+        return True
+    if _platform(fact) is not None and fact.kind in FAILING:
         return True
     name = service.lower()
     return name in fact.subject.lower() or name in workload(fact.subject).lower()
@@ -143,9 +156,14 @@ def read_facts(facts: list[InfraFact], service: str, window_start: datetime, win
         reading.rollout_at = before[-1].at
     reading.crashed = any(f.kind in ("crash_loop", "container_error", "oom_killed") for f in failing)
 
+    weights: dict[str, list[float]] = {}
     for fact in failing:
         strength = 1.0 + 0.25 * math.log1p(max(fact.count - 1, 0))
-        if _start_failure(fact):
+        if (platform := _platform(fact)) is not None and fact.kind != "probe_failed":
+            # CoreDNS crash-looping is a DNS outage for every service, whatever made it crash.
+            target, weight = platform, 1.2
+            why = f"{fact.subject} ({workload(fact.subject)}, a cluster service): {fact.detail}"
+        elif _start_failure(fact):
             target, weight = "bad_deploy", 1.6
             why = f"{fact.subject} cannot start its process ({fact.detail})"
         elif fact.kind == "unschedulable" and _TAINT.search(fact.detail):
@@ -157,12 +175,18 @@ def read_facts(facts: list[InfraFact], service: str, window_start: datetime, win
         else:
             continue
         category, _, detail = target.partition(":")
-        reading.votes[category] = reading.votes.get(category, 0.0) + weight * min(strength, 1.6)
+        weights.setdefault(category, []).append(weight * min(strength, 1.6))
         if detail:
             reading.details.setdefault(category, detail)
-        if category == "infrastructure" and detail == "node":
-            reading.components.setdefault(category, fact.subject.removeprefix("node/") if fact.subject.startswith("node/") else "node")
+        if category == "infrastructure" and fact.subject.startswith("node/"):
+            reading.components.setdefault(category, fact.subject.removeprefix("node/"))
+        elif category == "infrastructure" and platform is not None:
+            reading.components.setdefault(category, workload(fact.subject))
         reading.rationale.append(f"fact: {why[:200]}")
+    for category, found in weights.items():
+        # One failure seen many ways (a crash loop in describe, in events, on each pod) is one observation, a bit firmer.
+        found.sort(reverse=True)
+        reading.votes[category] = min(MAX_FACT_VOTE, found[0] + 0.25 * sum(found[1:]))
     if reading.rollout_at is not None and "bad_deploy" in reading.votes:
         reading.rationale.append(f"a rollout at {reading.rollout_at:%H:%M:%S} UTC came just before")
 

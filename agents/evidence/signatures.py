@@ -60,10 +60,15 @@ def display_template(template: str, texts: list[str]) -> str:
     return "".join(out)
 
 
+def descriptive(group: GroupStats) -> bool:
+    """A line that states a setting or a status (`Tolerations:  node.kubernetes.io/not-ready...`), whatever words it holds."""
+    return bool(group.samples) and group.exception is None and _DESCRIPTIVE.match(group.samples[0].partition("\n")[0]) is not None
+
+
 def failure_weight(group: GroupStats) -> float:
     """How much a signature's own words and level say that something fails (0 .. ~1.5)."""
     text = group.text if group.exception is None else f"{group.text} {group.exception}"
-    if group.samples and group.exception is None and _DESCRIPTIVE.match(group.samples[0]):
+    if descriptive(group):
         return LEVEL_WEIGHT["debug"]
     weight = LEVEL_WEIGHT.get(group.level, 0.25)
     failing = FAILURE.search(text) is not None
@@ -143,7 +148,7 @@ def rank_signatures(stats: LogStats, window_start: datetime, window_end: datetim
     ranked: list[Ranked] = []
     for group in stats.groups.values():
         weight = failure_weight(group)
-        failing = FAILURE.search(group.text) is not None or bool(group.frames)
+        failing = (FAILURE.search(group.text) is not None or bool(group.frames)) and not descriptive(group)
         if group.count and group.untimed == group.count:
             # Container output without timestamps: no before and after, ranked by what it says and how often.
             before, after, trend = 0, group.count, "untimed"

@@ -38,6 +38,13 @@ _TRIVIAL_VALUES = {"0", "1", "true", "false", "yes", "no", "on", "off", "null", 
 _DEPENDENCY_FILES = re.compile(
     r"(?:^|/)(?:go\.(?:mod|sum)|requirements[\w.-]*\.txt|poetry\.lock|package(?:-lock)?\.json|yarn\.lock|pom\.xml|build\.gradle|Gemfile\.lock|Cargo\.lock)$"
 )
+# The process cannot load a module the build should have shipped: the manifest or image that left it out is the change.
+_MISSING_MODULE = re.compile(
+    r"no module named '?(?P<py>[\w.]+)|cannot find module '(?P<js>[^']+)'|(?:classnotfoundexception|noclassdeffounderror):? (?P<jvm>[\w.$/]+)|"
+    r"error while loading shared libraries: (?P<so>[\w.+-]+)",
+    re.IGNORECASE,
+)
+_BUILD_FILES = re.compile(r"(?:^|/)(?:Dockerfile[\w.-]*|Containerfile|setup\.(?:py|cfg)|pyproject\.toml)$")
 _NON_PRODUCTION = re.compile(
     r"(?:^|/)(?:tests?|spec|__tests__|docs?|\.github)/|_test\.go$|(?:^|/)test_[\w]+\.py$|Test\.java$|\.md$|\.spec\.\w+$", re.IGNORECASE
 )
@@ -63,6 +70,13 @@ class KeyFailure:
     @property
     def resource(self) -> bool:
         return RESOURCE.search(self.text) is not None
+
+    @property
+    def missing_modules(self) -> set[str]:
+        """The modules the errors say cannot be loaded (`PIL`, `express`), by their first name part."""
+        return {
+            re.split(r"[./]", next(g for g in m.groups() if g))[0].lower() for m in _MISSING_MODULE.finditer(self.text) if any(m.groups())
+        }
 
 
 @dataclass(slots=True)
@@ -288,7 +302,13 @@ def score_candidate(candidate: Candidate, facts: DiffFacts | None, failure: KeyF
             added_text = "\n".join(facts.added)
             named = sorted(i for i in failure.identifiers if i in added_text)
             function_hit = any(fn in " ".join(facts.headers) or fn in added_text for fn in failure.frame_functions)
-            if on_added:
+            modules = failure.missing_modules
+            if modules and any(re.search(rf"\b{re.escape(m)}\b", line.lower()) for line in facts.removed for m in modules):
+                # The failing import was there before this change (it only edited the line): a module the build
+                # no longer ships is a packaging change, not this one.
+                frame_score = 0.3
+                reason += " (an import that was already there)"
+            elif on_added:
                 frame_score = 0.85
                 reason += " (it added the failing line" + (f", which uses {named[0]}" if named else "") + ")"
             elif named:
@@ -331,12 +351,19 @@ def score_candidate(candidate: Candidate, facts: DiffFacts | None, failure: KeyF
             candidate.signals["growth"] = growth_score
             candidate.reasons.append("adds state that grows with traffic, and the service runs out of resources")
             evidence = max(evidence, growth_score)
+    packaging = [p for p in production if _DEPENDENCY_FILES.search(p) or _BUILD_FILES.search(p)]
+    if failure.missing_modules and packaging:
+        candidate.signals["packaging"] = 0.7
+        candidate.reasons.append(
+            f"changes {packaging[0]}, and the errors say {', '.join(sorted(failure.missing_modules))} cannot be loaded"
+        )
+        evidence = max(evidence, 0.7)
     mentioned = [b for b in {p.rsplit("/", 1)[-1] for p in files} if b in failure.mentions]
     if mentioned:
         candidate.signals["mentioned"] = 0.3
         candidate.reasons.append(f"the logs name {mentioned[0]} around the onset")
         evidence = max(evidence, 0.3)
-    if production and all(_DEPENDENCY_FILES.search(p) for p in production):
+    if production and all(_DEPENDENCY_FILES.search(p) for p in production) and "packaging" not in candidate.signals:
         evidence *= 0.5
     if not production:
         evidence *= 0.2
