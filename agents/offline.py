@@ -117,7 +117,10 @@ def _summary(evidence: Evidence, alert: Alert) -> str:
     key = _key_signature(evidence)
     component = finding.component or evidence.service
     since = _when(evidence.onset)
-    count = f" ({key.count_after} times since)" if key is not None and key.count_after else ""
+    if key is not None and key.trend == "untimed":
+        count = f" ({key.count} times in the container output)"
+    else:
+        count = f" ({key.count_after} times since)" if key is not None and key.count_after else ""
     suspect = _blamed(evidence)
     cause = f" The most likely cause is {_commit_phrase(suspect)}: {suspect.reason}." if suspect is not None else ""
     category = finding.category

@@ -130,11 +130,30 @@ def _signatures(report: dict[str, Any]) -> list[Block]:
         return []
     blocks = [_section("*Log signatures*")]
     for sig in signatures[:3]:
-        counts = f"*{sig.get('count', 0)}x* ({sig.get('count_before', 0)} before, {sig.get('count_after', 0)} after onset)"
+        if sig.get("trend") == "untimed":
+            counts = f"*{sig.get('count', 0)}x* (no timestamps)"
+        else:
+            counts = f"*{sig.get('count', 0)}x* ({sig.get('count_before', 0)} before, {sig.get('count_after', 0)} after onset)"
         first = f", first {_when(sig.get('first_seen'))}" if sig.get("first_seen") else ""
         template = clip(sig.get("template", ""), 600).replace("```", "'''")
         blocks.append(_section(f"{counts}{first}\n```{escape(template)}```"))
     return blocks
+
+
+def _facts(report: dict[str, Any]) -> Block | None:
+    """What the platform states comes before the statistics: it is observed, not inferred."""
+    failing = [f for f in report.get("facts") or [] if f.get("failing", True)]
+    if not failing:
+        return None
+    lines = ["*What Kubernetes reports*"]
+    for fact in failing[:4]:
+        count = f" ({fact['count']}x)" if fact.get("count", 1) > 1 else ""
+        since = f", since {_when(fact['at'])}" if fact.get("at") else ""
+        lines.append(
+            f"• *{escape(fact.get('reason') or fact.get('kind', ''))}* `{escape(clip(fact.get('subject', ''), 80))}`: "
+            f"{escape(clip(fact.get('detail', ''), 240))}{count}{since}"
+        )
+    return _section("\n".join(lines))
 
 
 def _metrics(report: dict[str, Any]) -> Block | None:
@@ -256,7 +275,15 @@ def report_message(
         facts.append(_link(report["alert"]["url"], "alert"))
     facts.append(f"analyst: {report.get('analyst', 'offline')}")
     body: list[Block] = [_header(header), _section(summary), _context(" · ".join(facts))]
-    for block in (_suspects(report), *_signatures(report), _metrics(report), _actions(report), _runbooks(report), _similar(report)):
+    for block in (
+        _suspects(report),
+        _facts(report),
+        *_signatures(report),
+        _metrics(report),
+        _actions(report),
+        _runbooks(report),
+        _similar(report),
+    ):
         if block is not None:
             body.append(block)
     degraded = report.get("degraded") or []

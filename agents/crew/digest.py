@@ -82,6 +82,17 @@ class Digest:
             parts.append(f"sample={quoted(sig.sample)}")
         return " ".join(parts)
 
+    def fact_lines(self, limit: int = 8) -> list[str]:
+        """What the platform states (OOM kills, crash loops, node conditions): observed, so it outranks a statistic."""
+        lines = []
+        for fact in [f for f in self.evidence.facts if f.failing or f.kind == "rollout"][:limit]:
+            code = f" exit_code={fact.exit_code}" if fact.exit_code is not None else ""
+            lines.append(
+                f"fact {fact.kind} reason={fact.reason or '-'} subject={quoted(fact.subject, 80)} count={fact.count}{code} "
+                f"at={_at(fact.at)} ours={str(fact.about_service).lower()} detail={quoted(fact.detail, 240)}"
+            )
+        return lines
+
     def suspect_lines(self, limit: int = MAX_SUSPECTS) -> list[str]:
         return [self.suspect_line(s) for s in self.evidence.suspects[:limit]] or ["suspects: none"]
 
@@ -139,7 +150,7 @@ class Digest:
     def for_specialist(self, name: str) -> str:
         lines = self.alert_lines()
         if name == "logs":
-            lines += self.signature_lines() + self.timeline_lines(6)
+            lines += self.fact_lines() + self.signature_lines() + self.timeline_lines(6)
         elif name == "changes":
             lines += self.suspect_lines() + self.deploy_lines() + self.signature_lines(3, samples=False)
         elif name == "metrics":
@@ -160,6 +171,7 @@ class Digest:
         return self.wrap(
             self.alert_lines()
             + self.finding_lines()
+            + self.fact_lines()
             + self.signature_lines(4, samples=True)
             + self.suspect_lines(5)
             + self.shift_lines(5)

@@ -57,6 +57,9 @@ _POINTS: dict[str, tuple[str, float]] = {
 # The process could not even start: the image or its command is wrong (exit 126/127/128, exec errors).
 _START_FAILURE = re.compile(r"executable file not found|exec format error|no such file or directory|permission denied|exec:", re.I)
 _START_EXIT_CODES = frozenset({126, 127, 128})
+_MISSING_CONFIG = re.compile(
+    r"(?:configmap|config map|secret)s? \"?[\w.-]+\"? not found|couldn't find key|(?:configmap|secret) [\w./-]+ (?:is )?missing", re.I
+)
 _TAINT = re.compile(r"untolerated taint|node\.kubernetes\.io/(?:not-ready|unreachable)|node\(s\) had taint", re.I)
 # Cluster services every workload depends on: their failures are the platform's, and name it.
 _PLATFORM: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -163,6 +166,10 @@ def read_facts(facts: list[InfraFact], service: str, window_start: datetime, win
             # CoreDNS crash-looping is a DNS outage for every service, whatever made it crash.
             target, weight = platform, 1.2
             why = f"{fact.subject} ({workload(fact.subject)}, a cluster service): {fact.detail}"
+        elif fact.kind in ("container_error", "mount_failed") and _MISSING_CONFIG.search(fact.detail):
+            # The container cannot be set up because a config map, secret or key it names is missing.
+            target, weight = "config_change", 2.0
+            why = f"{fact.subject} is missing its configuration ({fact.detail})"
         elif _start_failure(fact):
             target, weight = "bad_deploy", 1.6
             why = f"{fact.subject} cannot start its process ({fact.detail})"
@@ -194,8 +201,17 @@ def read_facts(facts: list[InfraFact], service: str, window_start: datetime, win
     return reading
 
 
-def _order(fact: InfraFact, service: str) -> tuple[int, int, float]:
-    return (0 if _about(fact, service) else 1, 0 if fact.kind in FAILING else 1, -(fact.count or 1))
+# Symptoms every failing pod shows; what made it fail (an exit code, an OOM kill, a missing key) is shown first.
+_SYMPTOMS = frozenset({"crash_loop", "probe_failed"})
+
+
+def _order(fact: InfraFact, service: str) -> tuple[int, int, int, float]:
+    return (
+        0 if _about(fact, service) else 1,
+        0 if fact.kind in FAILING else 1,
+        1 if fact.kind in _SYMPTOMS else 0,
+        -(fact.count or 1),
+    )
 
 
 def _shown(fact: InfraFact, ours: bool) -> FactEvidence:

@@ -46,19 +46,28 @@ class KubectlDump:
         return list(found)
 
     def facts(self, start: datetime, end: datetime) -> list[InfraFact]:
-        """Facts whose time falls in [start, end], and facts without a time."""
+        """Facts whose span meets [start, end], and facts without a time."""
         found: list[InfraFact] = []
         for path in self.files():
             try:
                 if path.stat().st_size > MAX_FILE_BYTES:
-                    raise SourceError(f"kubectl dump {path.name} is over {MAX_FILE_BYTES // 2**20} MB; save the describe/events output alone")
+                    raise SourceError(
+                        f"kubectl dump {path.name} is over {MAX_FILE_BYTES // 2**20} MB; save the describe/events output alone"
+                    )
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError as exc:
                 raise SourceError(f"kubectl dump {path} cannot be read ({exc.strerror})") from exc
             reader = FactReader(f"{self.name}:{path.name}", self.anchor or captured_at(text))
             reader.read(text)
-            found += [f for f in reader.facts if f.at is None or start <= f.at <= end or (f.last_at is not None and start <= f.last_at <= end)]
+            found += [f for f in reader.facts if _meets(f, start, end)]
         return found
+
+
+def _meets(fact: InfraFact, start: datetime, end: datetime) -> bool:
+    """A fact is of the window when its span (first to last seen) meets it; one without a time always is."""
+    if fact.at is None:
+        return fact.last_at is None or fact.last_at >= start
+    return fact.at <= end and (fact.last_at or fact.at) >= start
 
 
 class KubectlDumpOptions(SourceOptions):

@@ -31,7 +31,6 @@ _DATE_OUTPUT = re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d
 _EVENT_HEADER = re.compile(r"^(?:NAMESPACE\s+)?LAST SEEN\s+TYPE\s+REASON\s+OBJECT\b")
 _DESCRIBE_EVENTS_HEADER = re.compile(r"^\s+Type\s+Reason\s+Age\s+From\s+Message\s*$")
 _NOT_FOUND = re.compile(r"not found|couldn't find key|does not exist|no such key", re.IGNORECASE)
-_EXEC_FAILURE = re.compile(r"executable file not found|no such file or directory|permission denied|exec format error", re.IGNORECASE)
 _PRESSURE_CONDITIONS = frozenset({"MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"})
 
 
@@ -216,9 +215,7 @@ class FactReader:
             limits = container.child("Limits")
             if limits is not None and limits.children:
                 shown = ", ".join(f"{c.key} {c.value}" for c in limits.children)
-                self.add(
-                    "resource_limits", subject, f"limits {shown}", attributes={f"limit_{c.key}": c.value for c in limits.children}
-                )
+                self.add("resource_limits", subject, f"limits {shown}", attributes={f"limit_{c.key}": c.value for c in limits.children})
             if restarts:
                 self.add("restarts", subject, f"restarted {restarts} times", count=restarts)
         started = parse_time(tree.get("Start Time"))
@@ -234,10 +231,10 @@ class FactReader:
         started, finished = parse_time(state.get("Started")), parse_time(state.get("Finished"))
         attributes = {"state": state.value, "started": state.get("Started"), "finished": state.get("Finished")}
         if state.value == "Waiting" and reason:
-            kind = _waiting_kind(reason, message)
+            kind = _waiting_kind(reason)
             if kind is not None:
-                detail = f"waiting: {reason}" + (f": {message}" if message else "")
-                self.add(kind, subject, detail, reason=reason, count=max(restarts, 1), attributes=attributes)
+                detail = f"waiting: {reason}" + (f": {message}" if message else "") + (f"; restarted {restarts} times" if restarts else "")
+                self.add(kind, subject, detail, reason=reason, attributes=attributes)
         elif state.value == "Terminated" and (reason not in ("Completed", "") or (exit_code or 0) != 0):
             code = f" (exit code {exit_code})" if exit_code is not None else ""
             detail = f"{'terminated' if current else 'last terminated'}: {reason or 'Error'}{code}" + (f": {message}" if message else "")
@@ -376,7 +373,12 @@ class FactReader:
                     self.container_state(subject, node, restarts, current=current)
             if limits.get(container.get("name")):
                 shown = ", ".join(f"{k} {v}" for k, v in limits[container.get("name")].items())
-                self.add("resource_limits", subject, f"limits {shown}", attributes={f"limit_{k}": v for k, v in limits[container.get("name")].items()})
+                self.add(
+                    "resource_limits",
+                    subject,
+                    f"limits {shown}",
+                    attributes={f"limit_{k}": v for k, v in limits[container.get("name")].items()},
+                )
             if restarts:
                 self.add("restarts", subject, f"restarted {restarts} times", count=restarts)
         if status.get("reason") == "Evicted":
@@ -389,7 +391,7 @@ class FactReader:
         if kind is None:
             return
         subject = obj.split("/", 1)[1] if obj.startswith("pod/") else obj
-        self.add(kind, subject, f"{reason}: {message}", at=first, last_at=last, count=max(count, 1), reason=reason)
+        self.add(kind, subject, message or reason, at=first, last_at=last, count=max(count, 1), reason=reason)
 
 
 def _flatten(node: _Node) -> Iterator[str]:
@@ -412,7 +414,7 @@ def _object_time(value: Any) -> datetime | None:
     return parse_time(str(value)) if value else None
 
 
-def _waiting_kind(reason: str, message: str) -> str | None:
+def _waiting_kind(reason: str) -> str | None:
     if reason == "CrashLoopBackOff":
         return "crash_loop"
     if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
@@ -420,7 +422,7 @@ def _waiting_kind(reason: str, message: str) -> str | None:
     if reason == "CreateContainerConfigError":
         return "config_error"
     if reason in ("CreateContainerError", "RunContainerError"):
-        return "config_error" if _NOT_FOUND.search(message) and not _EXEC_FAILURE.search(message) else "container_error"
+        return "container_error"
     return None
 
 
@@ -440,7 +442,7 @@ def _event_kind(type_: str, reason: str, message: str) -> str | None:
     if reason == "FailedScheduling":
         return "unschedulable"
     if reason in ("FailedMount", "FailedAttachVolume"):
-        return "config_error" if _NOT_FOUND.search(message) and ("secret" in lowered or "configmap" in lowered) else "mount_failed"
+        return "mount_failed"
     if reason in ("Evicted", "Evicting") or reason.startswith("Evict"):
         return "evicted"
     if reason in ("NodeNotReady", "NodeHasDiskPressure", "NodeHasMemoryPressure", "NodeHasPIDPressure", "NetworkNotReady", "Rebooted"):
@@ -448,7 +450,9 @@ def _event_kind(type_: str, reason: str, message: str) -> str | None:
     if reason in ("Failed", "ErrImagePull", "InspectFailed") or reason.startswith("Failed"):
         if "imagepull" in lowered or "pull image" in lowered or "errimagepull" in lowered or "manifest unknown" in lowered:
             return "image_pull"
-        if "createcontainerconfigerror" in lowered or (_NOT_FOUND.search(message) and ("secret" in lowered or "configmap" in lowered or "key" in lowered)):
+        if "createcontainerconfigerror" in lowered or (
+            _NOT_FOUND.search(message) and ("secret" in lowered or "configmap" in lowered or "key" in lowered)
+        ):
             return "config_error"
         return "container_error"
     if reason == "CPUThrottlingHigh":

@@ -23,8 +23,6 @@ from integrations.logs.parsing import parse_stream
 from integrations.logs.window import in_window
 from integrations.plugin import SourceKind, SourceOptions
 
-# `kubectl logs --prefix`: "[pod/checkout-7d9f8b6c5-x2k4p/checkout] message"
-_PREFIX = re.compile(r"^\[pod/(?P<pod>[\w.-]+)/(?P<container>[\w.-]+)\] ?")
 _PREVIOUS = re.compile(r"[._-]+(?:previous|prev)$", re.IGNORECASE)
 _SUFFIX = re.compile(r"\.(?:log|txt|out)$", re.IGNORECASE)
 
@@ -67,27 +65,11 @@ class KubectlLogs:
     def _file_events(self, path: Path) -> Iterator[LogEvent]:
         named_pod, previous = pod_of(path)
         pod = self.pod or named_pod
-        container: str | None = None
-        lines: list[str] = []
-        for line in open_lines(path):
-            match = _PREFIX.match(line)
-            if match is None:
-                lines.append(line)
-                continue
-            if (match.group("pod"), match.group("container")) != (pod, container) and lines:
-                yield from self._tag(parse_stream(lines, path.name), pod, container, previous)
-                lines = []
-            pod, container = match.group("pod"), match.group("container")
-            lines.append(line[match.end() :])
-        yield from self._tag(parse_stream(lines, path.name), pod, container, previous)
-
-    @staticmethod
-    def _tag(events: Iterator[LogEvent], pod: str, container: str | None, previous: bool) -> Iterator[LogEvent]:
-        for event in events:
-            event.pod = event.pod or pod
-            event.attributes.setdefault("pod", pod)
-            if container:
-                event.attributes.setdefault("container", container)
+        # `--prefix` lines name their own pod and container (the parser reads them); the others belong to the file's pod.
+        for event in parse_stream(open_lines(path), path.name):
+            if event.pod is None:
+                event.pod = pod
+                event.attributes.setdefault("pod", pod)
             if previous:
                 event.attributes["previous"] = True
             yield event
