@@ -40,7 +40,22 @@ _NODE_OBJECT = re.compile(r"\bnode/(?P<name>[\w.-]+)")
 _POLICY = re.compile(r"network ?polic(?:y|ies)|denied by (?:the )?(?:network )?policy", re.IGNORECASE)
 _DNS_SERVICE = re.compile(r"\b(?P<name>core-?dns|kube-dns|node-local-dns)\b", re.IGNORECASE)
 _GENERIC_NAMES = frozenset(
-    {"localhost", "127.0.0.1", "db", "prod", "production", "default", "unknown", "none", "true", "false", "failed", "error", "timeout", "timed"}
+    {
+        "localhost",
+        "127.0.0.1",
+        "db",
+        "prod",
+        "production",
+        "default",
+        "unknown",
+        "none",
+        "true",
+        "false",
+        "failed",
+        "error",
+        "timeout",
+        "timed",
+    }
 )
 # The order settles a line that names two kinds: the more specific one wins.
 _ORDER: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -213,7 +228,10 @@ def classify(
             break
     _aftermath(voters, votes, rationale)
     blamed = [c for c in candidates if c.score >= 0.5]
-    config = max((c.signals.get("config", 0.0) for c in blamed if c.signals.get("timing", 0.0) >= 0.8 or c.signals.get("config", 0) >= 0.8), default=0.0)
+    config = max(
+        (c.signals.get("config", 0.0) for c in blamed if c.signals.get("timing", 0.0) >= 0.8 or c.signals.get("config", 0) >= 0.8),
+        default=0.0,
+    )
     if config >= 0.45:
         # A config change deployed just before, whose keys or values the errors show, is the cause of the errors
         # talking to a dependency or shedding load that follow: those errors are its effect, and vote for it.

@@ -154,8 +154,8 @@ def read_facts(facts: list[InfraFact], service: str, window_start: datetime, win
     timed = sorted((f for f in failing if f.at is not None and window_start <= f.at <= window_end), key=lambda f: f.at or window_start)
     if timed:
         reading.onset, reading.onset_fact = timed[0].at, f"{timed[0].reason or timed[0].kind} on {timed[0].subject}"
-    before = [r for r in rollouts if reading.onset is None or r.at is not None and r.at <= reading.onset + timedelta(minutes=2)]
-    if before and (reading.onset is None or before[-1].at is not None and reading.onset - before[-1].at <= ROLLOUT_LEAD):
+    before = [r for r in rollouts if reading.onset is None or (r.at is not None and r.at <= reading.onset + timedelta(minutes=2))]
+    if before and (reading.onset is None or (before[-1].at is not None and reading.onset - before[-1].at <= ROLLOUT_LEAD)):
         reading.rollout_at = before[-1].at
     reading.crashed = any(f.kind in ("crash_loop", "container_error", "oom_killed") for f in failing)
 

@@ -33,6 +33,7 @@ _WORD = re.compile(r"[a-z][a-z0-9]{3,}")
 _IDENTIFIER = re.compile(r"\b(?:[a-z]+[A-Z]\w*|[a-z]+_[a-z_]+\w*)\b")
 MENTIONABLE = re.compile(r"\.(?:sql|ya?ml|json|toml|ini|conf|cfg|env|properties)$|migrat", re.IGNORECASE)
 _CONFIG_FILE = re.compile(r"\.(?:ya?ml|json|toml|ini|conf|cfg|env|properties|tf|hcl)$|(?:^|/)(?:config|settings|\.env)", re.IGNORECASE)
+_TIMED_OUT = re.compile(r"timed?[ _-]?out", re.IGNORECASE)
 _LITERAL = re.compile(r"^[\w.:/@-]+$")
 _TRIVIAL_VALUES = {"0", "1", "true", "false", "yes", "no", "on", "off", "null", "none", ""}
 _DEPENDENCY_FILES = re.compile(
@@ -40,8 +41,8 @@ _DEPENDENCY_FILES = re.compile(
 )
 # The process cannot load a module the build should have shipped: the manifest or image that left it out is the change.
 _MISSING_MODULE = re.compile(
-    r"no module named '?(?P<py>[\w.]+)|cannot find module '(?P<js>[^']+)'|(?:classnotfoundexception|noclassdeffounderror):? (?P<jvm>[\w.$/]+)|"
-    r"error while loading shared libraries: (?P<so>[\w.+-]+)",
+    r"no module named '?(?P<py>[\w.]+)|cannot find module '(?P<js>[^']+)'|"
+    r"(?:classnotfoundexception|noclassdeffounderror):? (?P<jvm>[\w.$/]+)|error while loading shared libraries: (?P<so>[\w.+-]+)",
     re.IGNORECASE,
 )
 _BUILD_FILES = re.compile(r"(?:^|/)(?:Dockerfile[\w.-]*|Containerfile|setup\.(?:py|cfg)|pyproject\.toml)$")
@@ -114,7 +115,8 @@ def key_failure(
         frame_functions={f for f in frame_functions if len(f) > 2 and not f.startswith("<")},
         frame_lines=lines,
         numbers=numbers,
-        words=set(_WORD.findall(text.lower())),
+        # "timed out" is how errors say what a `timeout` setting bounds.
+        words=set(_WORD.findall(text.lower())) | ({"timeout"} if _TIMED_OUT.search(text) else set()),
         identifiers=set(_IDENTIFIER.findall("\n".join(messages))),
     )
 

@@ -459,6 +459,6 @@ def _event_kind(type_: str, reason: str, message: str) -> str | None:
         return "cpu_throttled"
     if "dns" in reason.lower():
         return "dns_failure"
-    if "networkpolicy" in reason.lower() or "policy" in lowered and "denied" in lowered:
+    if "networkpolicy" in reason.lower() or ("policy" in lowered and "denied" in lowered):
         return "network_policy"
     return None
