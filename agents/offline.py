@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from agents.evidence.facts import workload
 from agents.evidence.model import Evidence, FactEvidence, SignatureEvidence, SuspectEvidence
 from agents.report import (
     Action,
@@ -92,12 +93,18 @@ def _commit_phrase(suspect: SuspectEvidence) -> str:
 
 
 def _fact_phrase(evidence: Evidence) -> str:
-    """The platform's own statement that backs the finding, when there is one: it is observed, not inferred."""
-    fact = next((f for f in evidence.facts if f.failing and f.about_service), None)
+    """The platform's own statement that backs the finding, when there is one: it is observed, not inferred.
+
+    A fact about the component the failure comes from (the dependency's pod evicted) says most; else one about the service.
+    """
+    component = (evidence.finding.component or "").lower()
+    failing = [f for f in evidence.facts if f.failing]
+    origin = next((f for f in failing if component and (name := workload(f.subject).lower()) and name in component), None)
+    fact = origin or next((f for f in failing if f.about_service), None)
     if fact is None:
         return ""
     times = f" ({fact.count} times)" if fact.count > 1 else ""
-    return f" Kubernetes reports {fact.subject}: {fact.detail[:200]}{times}."
+    return f" Kubernetes reports {fact.subject}: {fact.detail[:200].rstrip('.')}{times}."
 
 
 def _onset_note(evidence: Evidence) -> str:

@@ -66,7 +66,14 @@ _PLATFORM: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^(?:coredns|kube-dns|node-local-dns)", re.I), "infrastructure:dns"),
     (re.compile(r"^(?:calico|cilium|aws-node|kube-proxy|flannel|weave|antrea|kube-router)", re.I), "infrastructure:network"),
 )
-_POD_SUFFIX = re.compile(r"-[a-z0-9]{8,10}-[a-z0-9]{5}$|-[a-z0-9]{5}$|-\d+$")
+_OBJECT_KINDS = frozenset(
+    {"pod", "node", "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "horizontalpodautoscaler", "service"}
+)
+# Kubernetes draws generated name suffixes from this alphabet (no vowels): a word such as "redis" is never one.
+_SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+# A replica set's hash holds a digit; the pod's own five characters follow it.
+_POD_SUFFIX = re.compile(rf"-(?=[a-z]*\d)[a-z0-9]{{6,10}}-[a-z0-9]{{5}}$|-{_SAFE}{{5}}$|-\d+$")
+_REPLICA_SET_SUFFIX = re.compile(r"-(?=[a-z]*\d)[a-z0-9]{6,10}$")
 
 
 @dataclass(slots=True)
@@ -87,8 +94,13 @@ class FactReading:
 
 def workload(subject: str) -> str:
     """The workload a pod or container belongs to: checkout-7d9f8b6c5-x2k4p/checkout → checkout."""
-    pod = subject.split("/", 1)[0] if not subject.startswith(("node/", "deployment/")) else subject.split("/", 1)[1]
-    return _POD_SUFFIX.sub("", pod)
+    kind, _, rest = subject.partition("/")
+    if kind == "node":
+        return rest
+    if kind == "replicaset":
+        return _REPLICA_SET_SUFFIX.sub("", rest)
+    # "kind/name" for objects (deployment/checkout), "pod/container" for containers.
+    return _POD_SUFFIX.sub("", rest if kind in _OBJECT_KINDS else kind)
 
 
 def _platform(fact: InfraFact) -> str | None:
@@ -102,8 +114,9 @@ def _about(fact: InfraFact, service: str) -> bool:
         return True
     if _platform(fact) is not None and fact.kind in FAILING:
         return True
-    name = service.lower()
-    return name in fact.subject.lower() or name in workload(fact.subject).lower()
+    name, owner = service.lower(), workload(fact.subject).lower()
+    # The deployment may be named a little differently from the service (payments for payments-api).
+    return name in fact.subject.lower() or len(owner) >= 4 and (name in owner or owner in name)
 
 
 def _merge(facts: Iterable[InfraFact]) -> list[InfraFact]:
@@ -146,9 +159,6 @@ def read_facts(facts: list[InfraFact], service: str, window_start: datetime, win
         return reading
     merged = _merge(facts)
     ours = [f for f in merged if _about(f, service)]
-    if not any(f.kind in FAILING for f in ours):
-        # Pod names that do not carry the service's name (a differently named deployment): every failing fact counts.
-        ours = merged
     failing = [f for f in ours if f.kind in FAILING]
     rollouts = sorted((f for f in ours if f.kind == "rollout" and f.at is not None), key=lambda f: f.at or window_start)
     timed = sorted((f for f in failing if f.at is not None and window_start <= f.at <= window_end), key=lambda f: f.at or window_start)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from agents.evidence.engine import KEY_MIN_SCORE, build_evidence
+from agents.evidence.facts import workload
 from agents.evidence.model import EvidenceInputs
 from agents.offline import write_report
 from core.alert import Alert
@@ -322,3 +325,31 @@ def test_a_missing_module_blames_the_manifest_that_dropped_it_not_the_commit_tha
     assert evidence.finding.category == "bad_deploy"
     assert evidence.suspects[0].sha == deps.sha
     assert "cannot be loaded" in evidence.suspects[0].reason
+
+
+def test_the_dependency_s_pods_oom_killed_make_it_the_origin_not_our_service_s_exhaustion() -> None:
+    events = background() + burst("could not connect to postgres-main.db.svc:5432: connection refused", ONSET, n=80)
+    facts = [fact("oom_killed", "postgres-main-0/postgres", "last terminated: OOMKilled (exit code 137)", ONSET, reason="OOMKilled")]
+
+    evidence = build_evidence(inputs(events, facts))
+    report = write_report(evidence, evidence_alert())
+
+    assert evidence.finding.category == "dependency_failure"
+    assert evidence.finding.component == "postgres-main.db.svc"
+    assert "Kubernetes reports postgres-main-0/postgres: last terminated: OOMKilled" in report.root_cause.summary
+
+
+@pytest.mark.parametrize(
+    ("subject", "owner"),
+    [
+        ("checkout-7d9f8b6c5-x2k4p/checkout", "checkout"),
+        ("billing-5f7c9d8b64-h2k9r", "billing"),
+        ("replicaset/reports-worker-6c7b8d9f5", "reports-worker"),
+        ("deployment/billing", "billing"),
+        ("sessions-redis-0", "sessions-redis"),
+        ("node/ip-10-0-3-17.eu-west-1.compute.internal", "ip-10-0-3-17.eu-west-1.compute.internal"),
+        ("cart-sessions-redis", "cart-sessions-redis"),
+    ],
+)
+def test_the_workload_a_pod_or_object_belongs_to(subject: str, owner: str) -> None:
+    assert workload(subject) == owner
