@@ -116,7 +116,7 @@ def _about(fact: InfraFact, service: str) -> bool:
         return True
     name, owner = service.lower(), workload(fact.subject).lower()
     # The deployment may be named a little differently from the service (payments for payments-api).
-    return name in fact.subject.lower() or len(owner) >= 4 and (name in owner or owner in name)
+    return name in fact.subject.lower() or (len(owner) >= 4 and (name in owner or owner in name))
 
 
 def _merge(facts: Iterable[InfraFact]) -> list[InfraFact]:
