@@ -28,6 +28,8 @@ AFTERMATH_S = 30.0
 _RATE_METRIC = re.compile(r"request|hits|rps|throughput|qps|per_second|jobs_processed|messages_in", re.IGNORECASE)
 _HOST_PATTERNS = (
     re.compile(r"host=['\"]?(?P<name>[A-Za-z][\w.-]+)"),
+    # libpq and friends: 'Is the server running on host "orders-db" (10.0.5.4)'.
+    re.compile(r"\bhost ['\"](?P<name>[A-Za-z][\w.-]+)['\"]"),
     re.compile(r"[Cc]onnection to (?P<name>[A-Za-z][\w.-]+?)(?::\d+)? (?:refused|timed out|failed|closed|reset)"),
     re.compile(r"(?:dial tcp|connect to|connecting to|connect\(\) to|upstream) (?P<name>[A-Za-z][\w.-]+):\d+"),
     re.compile(r"(?P<name>[A-Za-z][\w-]+(?:\.[\w-]+)*):\d{2,5}\b[^\n]{0,40}(?:refused|timed? ?out|unreachable|reset)"),
