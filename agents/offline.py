@@ -103,6 +103,8 @@ def _fact_phrase(evidence: Evidence) -> str:
     fact = origin or next((f for f in failing if f.about_service), None)
     if fact is None:
         return ""
+    if fact.kind == "cert_expiry":
+        return f" The logs state the {fact.detail} for {fact.subject}."
     times = f" ({fact.count} times)" if fact.count > 1 else ""
     return f" Kubernetes reports {fact.subject}: {fact.detail[:200].rstrip('.')}{times}."
 

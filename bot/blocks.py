@@ -145,7 +145,7 @@ def _facts(report: dict[str, Any]) -> Block | None:
     failing = [f for f in report.get("facts") or [] if f.get("failing", True)]
     if not failing:
         return None
-    lines = ["*What Kubernetes reports*"]
+    lines = ["*Facts* (what the platform and the errors state)"]
     for fact in failing[:4]:
         count = f" ({fact['count']}x)" if fact.get("count", 1) > 1 else ""
         since = f", since {_when(fact['at'])}" if fact.get("at") else ""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents.evidence.classify import AWAY_FROM_CODE, KeySignature, classify, our_service, volume_ratio
-from agents.evidence.facts import read_facts
+from agents.evidence.facts import expiry_fact, read_facts
 from agents.evidence.logstats import LogStats
 from agents.evidence.metric_shifts import metric_shifts
 from agents.evidence.model import Evidence, EvidenceInputs, Finding, MetricShiftEvidence, SuspectEvidence, TimelineItem
@@ -38,6 +38,7 @@ MAX_SUSPECTS = 10
 # Away-from-code findings keep suspects listed (for the record) but never at a blaming score.
 AWAY_CAP = 0.35
 KEY_MIN_SCORE = 0.12
+MAX_EXPIRY_LOOKUP = 10
 
 
 def _quiet(_stage: str, _message: str) -> None:
@@ -252,6 +253,12 @@ def build_evidence(inputs: EvidenceInputs, progress: Callable[[str, str], None] 
         facts=facts,
     )
     finding: Finding = classification.finding
+    if finding.category == "expired_credential":
+        # A warning that names the expiry date is often logged once, beside the errors it explains.
+        said = ((r.group.source, "\n".join([r.group.text, *r.group.samples])) for r in ranked[:MAX_EXPIRY_LOOKUP])
+        stated = expiry_fact(said, finding.component or inputs.service)
+        if stated is not None:
+            facts.shown.insert(0, stated)
     if classification.supporting:
         # The signature that states the failure (the pool exhausted, the credential rejected) leads, not its aftermath.
         leading = set(classification.supporting)

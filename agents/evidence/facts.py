@@ -12,9 +12,10 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from agents.evidence.model import FactEvidence
+from core.timeparse import parse_iso
 from integrations.infra.base import InfraFact
 
 # A rollout this close before the first failure fact is the change that brought it.
@@ -238,3 +239,35 @@ def _shown(fact: InfraFact, ours: bool) -> FactEvidence:
         failing=fact.kind in FAILING,
         about_service=ours,
     )
+
+
+# When a certificate or token stopped being valid, as the errors state it.
+_EXPIRY = (
+    re.compile(r"current time \S+ is after (?P<at>\d{4}-\d{2}-\d{2}T[\d:.]+Z)"),
+    re.compile(r"not_?after\"?\s*[:=]\s*\"?(?P<at>\d{4}-\d{2}-\d{2}[T ][\d:.]+Z?)", re.IGNORECASE),
+    re.compile(r"NotAfter: (?P<java>[A-Z][a-z]{2} [A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2} (?:UTC|GMT) \d{4})"),
+    re.compile(r"expired (?:at|on) (?P<at>\d{4}-\d{2}-\d{2}[T ][\d:.]+Z?)", re.IGNORECASE),
+)
+
+
+def expiry_fact(texts: Iterable[tuple[str, str]], subject: str) -> FactEvidence | None:
+    """A credential's expiry date seen in the key errors (`source`, `text` pairs), as a fact shown beside the platform's."""
+    for source, text in texts:
+        for pattern in _EXPIRY:
+            if (match := pattern.search(text)) is None:
+                continue
+            try:
+                if match.groupdict().get("java"):
+                    at = datetime.strptime(match.group("java").replace("GMT", "UTC"), "%a %b %d %H:%M:%S UTC %Y").replace(tzinfo=UTC)
+                else:
+                    at = parse_iso(match.group("at").replace(" ", "T"))
+            except ValueError:
+                continue
+            return FactEvidence(
+                kind="cert_expiry",
+                subject=subject,
+                detail=f"credential valid until {at:%Y-%m-%d %H:%M:%S} UTC",
+                at=at,
+                source=source,
+            )
+    return None

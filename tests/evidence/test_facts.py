@@ -353,3 +353,21 @@ def test_the_dependency_s_pods_oom_killed_make_it_the_origin_not_our_service_s_e
 )
 def test_the_workload_a_pod_or_object_belongs_to(subject: str, owner: str) -> None:
     assert workload(subject) == owner
+
+
+def test_an_expiry_date_in_the_errors_is_shown_as_a_fact_with_its_time() -> None:
+    expired = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
+    events = background() + burst(
+        'Post "https://bank-gateway.partner.example.net/v2/settlements": tls: failed to verify certificate: x509: certificate has '
+        f"expired or is not yet valid: current time 2026-11-03T14:08:03Z is after {expired:%Y-%m-%dT%H:%M:%SZ}",
+        ONSET,
+    )
+
+    evidence = build_evidence(inputs(events, service="ledger"))
+    report = write_report(evidence, evidence_alert())
+
+    assert evidence.finding.category == "expired_credential"
+    assert evidence.finding.component == "bank-gateway.partner.example.net"
+    stated = evidence.facts[0]
+    assert (stated.kind, stated.subject, stated.at) == ("cert_expiry", "bank-gateway.partner.example.net", expired)
+    assert "credential valid until 2026-11-03 14:00:00 UTC for bank-gateway.partner.example.net" in report.root_cause.summary
