@@ -25,6 +25,8 @@ MAX_KEY_SIGNATURES = 5
 SURGE_RATIO = 3.0
 # Errors starting this long after an exhaustion are taken as its effect.
 AFTERMATH_S = 30.0
+GROWTH_RATIO = 1.5
+_MEMORY_METRIC = re.compile(r"memory|heap|rss|working_set", re.IGNORECASE)
 _RATE_METRIC = re.compile(r"request|hits|rps|throughput|qps|per_second|jobs_processed|messages_in", re.IGNORECASE)
 _HOST_PATTERNS = (
     re.compile(r"host=['\"]?(?P<name>[A-Za-z][\w.-]+)"),
@@ -227,6 +229,17 @@ def classify(
         if _RATE_METRIC.search(shift.metric) and shift.direction == "up" and shift.before > 0 and shift.after / shift.before >= SURGE_RATIO:
             votes["traffic_surge"] = votes.get("traffic_surge", 0.0) + 0.5
             rationale.append(f"{shift.metric} rose from {shift.before:g} to {shift.after:g}")
+            break
+    for shift in shifts[:6]:
+        # Memory that keeps growing is an exhaustion on its way, even before anything is killed.
+        if (
+            _MEMORY_METRIC.search(shift.metric)
+            and shift.direction == "up"
+            and shift.before > 0
+            and shift.after / shift.before >= GROWTH_RATIO
+        ):
+            votes["resource_exhaustion"] = votes.get("resource_exhaustion", 0.0) + 0.35
+            rationale.append(f"{shift.metric} grew from {shift.before:g} to {shift.after:g}")
             break
     _aftermath(voters, votes, rationale)
     blamed = [c for c in candidates if c.score >= 0.5]

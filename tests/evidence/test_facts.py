@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from agents.evidence.classify import classify
 from agents.evidence.engine import KEY_MIN_SCORE, build_evidence
 from agents.evidence.facts import workload
-from agents.evidence.model import EvidenceInputs
+from agents.evidence.model import EvidenceInputs, MetricShiftEvidence
 from agents.offline import write_report
 from core.alert import Alert
 from integrations.code.base import Commit, Deploy, FileChange
@@ -371,3 +372,15 @@ def test_an_expiry_date_in_the_errors_is_shown_as_a_fact_with_its_time() -> None
     stated = evidence.facts[0]
     assert (stated.kind, stated.subject, stated.at) == ("cert_expiry", "bank-gateway.partner.example.net", expired)
     assert "credential valid until 2026-11-03 14:00:00 UTC for bank-gateway.partner.example.net" in report.root_cause.summary
+
+
+def test_memory_that_keeps_growing_points_at_an_exhaustion_before_anything_is_killed() -> None:
+    growth = MetricShiftEvidence(metric="container_memory_working_set_bytes", change_at=ONSET, before=4.1e8, after=9.8e8, direction="up")
+    flat = MetricShiftEvidence(metric="container_memory_working_set_bytes", change_at=ONSET, before=4.1e8, after=4.4e8, direction="up")
+
+    grown = classify([], [], [growth], volume=1.0, service="quotes", own_names={"quotes"})
+    steady = classify([], [], [flat], volume=1.0, service="quotes", own_names={"quotes"})
+
+    assert (grown.finding.category, grown.finding.component) == ("resource_exhaustion", "quotes")
+    assert "container_memory_working_set_bytes grew from 4.1e+08 to 9.8e+08" in grown.finding.rationale
+    assert steady.finding.category == "unknown"
