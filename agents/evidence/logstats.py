@@ -46,6 +46,8 @@ class GroupStats:
     services: dict[str, int] = field(default_factory=dict)
     server_errors: int = 0
     http: bool = False
+    # Where the group's first event stands in the reading order: the order of output without timestamps.
+    first_position: int = 0
 
     @property
     def level(self) -> str:
@@ -142,6 +144,7 @@ class LogStats:
                 text=shape.text,
                 server_errors=shape.server_errors,
                 http=shape.http,
+                first_position=shape.first,
             )
             if shape.frames is not None:
                 _, group.frames, files, functions = shape.frames

@@ -21,6 +21,8 @@ from agents.evidence.templates import VAR
 TREND_FACTOR: dict[str, float] = {"new": 1.0, "spiking": 0.8, "steady": 0.12, "chronic": 0.04, "fading": 0.02, "untimed": 0.9}
 MAX_SIGNATURES = 25
 MAX_PLACEHOLDERS = 12
+# Output without timestamps: a line repeated this often says no more than once more.
+UNTIMED_REPEAT_CAP = 2
 # The first key error may precede the loudest one by a few minutes; look this far back for it.
 ONSET_LOOKBACK_MIN = 20
 # A descriptive `Key:   value` line (kubectl describe, a printed config) or a bare section header: it states, it does not fail.
@@ -142,17 +144,34 @@ def _trend(before: int, after: int, minutes_before: int, minutes_after: int, fai
     return "chronic" if failing and before >= 3 else "steady"
 
 
+def _untimed_order(stats: LogStats) -> dict[int, float]:
+    """Per source, the failing groups without timestamps by where they first appear: later ones weigh more (0.4 .. 1.0)."""
+    by_source: dict[str, list[GroupStats]] = {}
+    for group in stats.groups.values():
+        if group.count and group.untimed == group.count and FAILURE.search(group.text) is not None and not descriptive(group):
+            by_source.setdefault(group.source, []).append(group)
+    order: dict[int, float] = {}
+    for groups in by_source.values():
+        groups.sort(key=lambda g: g.first_position)
+        for index, group in enumerate(groups):
+            order[group.gid] = 0.4 + 0.6 * index / (len(groups) - 1) if len(groups) > 1 else 1.0
+    return order
+
+
 def rank_signatures(stats: LogStats, window_start: datetime, window_end: datetime, onset: datetime | None) -> list[Ranked]:
     span = _minute_range(stats, window_start, window_end)
+    order = _untimed_order(stats)
     onset_minute = int(onset.timestamp() // 60) if onset is not None else None
     ranked: list[Ranked] = []
     for group in stats.groups.values():
         weight = failure_weight(group)
         failing = (FAILURE.search(group.text) is not None or bool(group.frames)) and not descriptive(group)
         if group.count and group.untimed == group.count:
-            # Container output without timestamps: no before and after, ranked by what it says and how often.
+            # Container output without timestamps: no before and after, and repetition is no rate. What it says and
+            # where it stands count: the last errors a container wrote are the ones it died with.
             before, after, trend = 0, group.count, "untimed"
-            score = weight * (TREND_FACTOR["untimed"] if failing else TREND_FACTOR["steady"]) * math.log1p(group.count)
+            factor = TREND_FACTOR["untimed"] if failing else TREND_FACTOR["steady"]
+            score = weight * factor * math.log1p(min(group.count, UNTIMED_REPEAT_CAP)) * order.get(group.gid, 1.0)
         elif onset_minute is not None and span is not None:
             first, last = span
             before = sum(n for m, n in group.minutes.items() if m < onset_minute)

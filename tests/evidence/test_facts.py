@@ -384,3 +384,15 @@ def test_memory_that_keeps_growing_points_at_an_exhaustion_before_anything_is_ki
     assert (grown.finding.category, grown.finding.component) == ("resource_exhaustion", "quotes")
     assert "container_memory_working_set_bytes grew from 4.1e+08 to 9.8e+08" in grown.finding.rationale
     assert steady.finding.category == "unknown"
+
+
+def test_in_output_without_timestamps_the_error_a_container_died_with_leads_a_repeated_earlier_one() -> None:
+    lines = ["starting feeds 2.0.1"]
+    lines += ["ERROR could not reach cache redis.feeds.svc:6379, continuing without cache"] * 6
+    lines += ["FATAL invalid value for FEED_REFRESH_RATE: parsing 'ten': invalid syntax", "exiting"]
+    events = [ev(None, line, "error" if line.startswith(("ERROR", "FATAL")) else "info", f"{POD}.previous.log", pod=POD) for line in lines]
+
+    evidence = build_evidence(inputs(events))
+
+    assert evidence.signatures[0].template.startswith("FATAL invalid value for FEED_REFRESH_RATE")
+    assert evidence.finding.category == "config_change"
