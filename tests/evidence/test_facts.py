@@ -396,3 +396,47 @@ def test_in_output_without_timestamps_the_error_a_container_died_with_leads_a_re
 
     assert evidence.signatures[0].template.startswith("FATAL invalid value for FEED_REFRESH_RATE")
     assert evidence.finding.category == "config_change"
+
+
+def test_facts_read_from_the_cluster_api_are_reasoned_over_like_pasted_ones() -> None:
+    from kubernetes.client import (
+        V1ContainerState,
+        V1ContainerStateTerminated,
+        V1ContainerStateWaiting,
+        V1ContainerStatus,
+        V1ObjectMeta,
+        V1Pod,
+        V1PodStatus,
+    )
+
+    from integrations.infra.kubernetes_states import pod_facts
+
+    crashed = ONSET + timedelta(seconds=30)
+    pod = V1Pod(
+        metadata=V1ObjectMeta(name=POD, namespace="shop"),
+        status=V1PodStatus(
+            start_time=ONSET - timedelta(minutes=1),
+            container_statuses=[
+                V1ContainerStatus(
+                    name="orders",
+                    image="registry.acme.io/orders:2.0.0",
+                    image_id="",
+                    ready=False,
+                    restart_count=6,
+                    state=V1ContainerState(waiting=V1ContainerStateWaiting(reason="CrashLoopBackOff", message="back-off 2m40s")),
+                    last_state=V1ContainerState(
+                        terminated=V1ContainerStateTerminated(
+                            exit_code=127, reason="Error", started_at=crashed - timedelta(seconds=1), finished_at=crashed
+                        )
+                    ),
+                )
+            ],
+        ),
+    )
+    events = background() + untimed(["exec /app/orders-server: no such file or directory"])
+
+    evidence = build_evidence(inputs(events, pod_facts(pod, ALERT_AT, "kubernetes")))
+
+    assert evidence.finding.category == "bad_deploy"
+    assert evidence.onset == crashed and evidence.onset_from.startswith("facts: ")
+    assert any("cannot start its process" in r for r in evidence.finding.rationale)
