@@ -89,8 +89,6 @@ class FactReading:
     onset: datetime | None = None
     onset_fact: str = ""
     rollout_at: datetime | None = None
-    # Log sources whose containers crashed: their last errors are why.
-    crashed: bool = False
 
 
 def workload(subject: str) -> str:
@@ -168,7 +166,6 @@ def read_facts(facts: list[InfraFact], service: str, window_start: datetime, win
     before = [r for r in rollouts if reading.onset is None or (r.at is not None and r.at <= reading.onset + timedelta(minutes=2))]
     if before and (reading.onset is None or (before[-1].at is not None and reading.onset - before[-1].at <= ROLLOUT_LEAD)):
         reading.rollout_at = before[-1].at
-    reading.crashed = any(f.kind in ("crash_loop", "container_error", "oom_killed") for f in failing)
 
     weights: dict[str, list[float]] = {}
     for fact in failing:
