@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 from bot_harness import PD_WEBHOOK_SECRET, WebServer, Worker, fixture
+from smtp_inbox import Inbox, start_smtp
 from standin_pagerduty import PagerDutyStandin
+from standin_receiver import Receiver
 from standin_servicenow import ServiceNowStandin
 from standin_slack import SlackStandin
 from tls import loopback_cert
 
-from agents import jobs, ticketing
+from agents import jobs, notify, ticketing
 from core.alert import Alert
 from core.models import Investigation
 from core.runtime import get_store
@@ -261,3 +263,52 @@ def test_a_note_pagerduty_refuses_is_marked_failed_and_the_report_stands(
     assert row.status in ("done", "degraded")
     assert "Requester User Not Found" in (action.error or "") and action.attempts == 1
     assert pd.added_notes("Q1WEBHOOK1") == []
+
+
+@pytest.fixture
+def told(catalog_file: Path) -> Iterator[tuple[Receiver, Inbox]]:
+    """The service's notify targets added to the bot's catalog: a Slack channel, a webhook receiver and a real SMTP server."""
+    receiver = Receiver().start()
+    smtp, inbox = start_smtp()
+    text = catalog_file.read_text(encoding="utf-8")
+    targets = (
+        f"    notify:\n"
+        f"      - {{kind: slack, channel: C0NOTIFY}}\n"
+        f'      - {{kind: webhook, url: "{receiver.url}/ir"}}\n'
+        f"      - {{kind: email, to: [oncall@example.com], sender: ir@example.com, host: 127.0.0.1, port: {smtp.port}, security: none}}\n"
+    )
+    catalog_file.write_text(text.replace("  checkout:\n", targets + "  checkout:\n"), encoding="utf-8")
+    yield receiver, inbox
+    smtp.stop()
+    receiver.stop()
+
+
+def test_a_pagerduty_webhook_reaches_slack_mail_a_webhook_and_a_pagerduty_note_each_once(
+    told: tuple[Receiver, Inbox], web: WebServer, slack: SlackStandin, worker: Worker, pd: PagerDutyStandin
+) -> None:
+    receiver, inbox = told
+    body, headers = _webhook("incident.triggered", "01PDTOLD01")
+    investigation_id = web.http.post("/webhooks/pagerduty", content=body, headers=headers).json()["investigation_id"]
+
+    row = worker.until(lambda: _finished(investigation_id), timeout=60)
+    worker.until(lambda: pd.added_notes("Q1WEBHOOK1") and receiver.received and inbox.messages, timeout=30)
+    # The incident's custom details were fetched and used before the evidence was read.
+    assert row.alert["details"]["labels.pod"] == "notifications-worker-5d8c7b9f6-x2x7q"
+
+    # Everything runs again: the investigation job redelivered, a notify job retried after its worker died
+    # between the send and the mark (its row still pending), and the queue drained once more.
+    jobs.investigate(investigation_id)
+    for delivery in get_store().notifications(investigation_id):
+        if delivery.label.startswith("notify:webhook"):
+            get_store().set_notification(investigation_id, delivery.target, status="pending")
+            assert notify.deliver(investigation_id, delivery.target) == "delivered"
+    worker.drain()
+
+    # A webhook starts no thread: Slack hears of the report through the service's notify channel, once.
+    told_slack = [c for c in slack.of("chat.postMessage") if c.params.get("channel") == "C0NOTIFY"]
+    assert len(told_slack) == 1 and f"/investigations/{investigation_id}" in told_slack[0].params["text"]
+    assert len(pd.added_notes("Q1WEBHOOK1")) == 1
+    assert len(inbox.messages) == 1
+    # The webhook got a second copy with the same webhook-id: what a receiver drops (Standard Webhooks' rule).
+    assert len({got.headers["webhook-id"] for got in receiver.received}) == 1
+    assert {n.status for n in get_store().notifications(investigation_id)} == {"delivered"}
