@@ -11,6 +11,7 @@ would from a catalog.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,12 @@ from integrations.logs.parsing import parse_stream
 from integrations.registry import build_sources
 
 PUBLIC = Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "public"
-BUNDLES = sorted(p for p in PUBLIC.glob("pub-0*") if (p / "logs").is_dir()) if PUBLIC.is_dir() else []
+ALL_BUNDLES = sorted(p for p in PUBLIC.glob("pub-0*") if (p / "logs").is_dir()) if PUBLIC.is_dir() else []
+# A store's bundle test checks its transport (pages, fields, times) against files, not the analysis the scenario
+# suite scores on every bundle: two bundles of different shapes keep `make test` within its time; IR_ALL_BUNDLES=1
+# runs all of them (every one passed for every store when the stores were added).
+PAIR = ("pub-02-notifications-worker", "pub-08-payments-api")
+BUNDLES = ALL_BUNDLES if os.environ.get("IR_ALL_BUNDLES") else [b for b in ALL_BUNDLES if b.name in PAIR]
 
 
 @dataclass(frozen=True)

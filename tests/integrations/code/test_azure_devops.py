@@ -31,7 +31,8 @@ from integrations.code.azure_devops import AzureDevOpsOptions
 from integrations.code.azure_devops_client import AzureDevOpsChangeSource
 from integrations.errors import SourceError
 from integrations.health import check_service
-from tests.integrations.code.test_github import BUNDLES, T0, git, many, repository
+from tests.integrations.code.test_github import HOSTED_BUNDLES as BUNDLES
+from tests.integrations.code.test_github import T0, git, many, repository
 from tests.integrations.code.test_gitlab import ranks_like_local_git
 
 TOKEN_ENV = "IR_TEST_AZURE_DEVOPS_PAT"

@@ -32,7 +32,8 @@ from integrations.code.gitlab import GitLabCodeOptions, GitLabDeployOptions
 from integrations.code.gitlab_client import GitLabChangeSource, GitLabDeploySource
 from integrations.errors import SourceError
 from integrations.health import check_service
-from tests.integrations.code.test_github import BUNDLES, T0, git, many, repository
+from tests.integrations.code.test_github import HOSTED_BUNDLES as BUNDLES
+from tests.integrations.code.test_github import T0, git, many, repository
 from tests.integrations.code.test_github import _folder as log_folder
 
 TOKEN_ENV = "IR_TEST_GITLAB_TOKEN"
