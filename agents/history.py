@@ -22,7 +22,7 @@ from agents.report import Degraded, Report, SimilarIncident
 from core.models import FollowUp, Investigation, Status
 from core.redaction import redact_text
 from core.settings import Settings, get_settings
-from integrations.history.embeddings import Embedder, choose_embedder
+from integrations.history.embeddings import Embedder, EmbeddingError, choose_embedder
 from integrations.history.qdrant_index import Entry, Hit, IncidentIndex, IndexUnavailable
 
 log = structlog.get_logger(__name__)
@@ -45,6 +45,19 @@ def get_index(settings: Settings | None = None) -> IncidentIndex:
             api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
         )
     return index
+
+
+def warm_embedder(settings: Settings) -> None:
+    """Load a local embedding model now, if that is the configured one; a failure is left for the first search to report."""
+    embedder = get_index(settings).embedder
+    warm = getattr(embedder, "warm", None)
+    if warm is None:
+        return
+    try:
+        warm()
+    except EmbeddingError as exc:
+        # The first search reports it as a degraded entry; the worker runs on.
+        log.warning("embedding_model_not_loaded", reason=str(exc)[:200])
 
 
 def _embedder(settings: Settings) -> Embedder:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import structlog
 from rq import Worker
 
-from agents import artifacts
+from agents import artifacts, history
 from agents.crew.env import preload_crewai
 from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
@@ -58,6 +58,8 @@ def run_worker(*, burst: bool = False) -> None:
     if settings.llm_enabled:
         # Each job runs in a forked work horse; importing crewai here spares every investigation its ~8 s import.
         preload_crewai(settings.data_dir)
+    # Likewise the local embedding model of the incident history (~4 s and ~600 MB): loaded once, shared by the forks.
+    history.warm_embedder(settings)
     redis = get_redis()
     every_s = settings.worker_sweep_interval_s
     queue = get_queue(redis)

