@@ -103,8 +103,7 @@ def measure(spec: dict[str, Any], start: datetime, end: datetime) -> dict[str, A
         child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, text=True)
         assert child.stdout is not None
         out = child.stdout.read()
-        # wait4, not wait: the child's own peak RSS, not the largest of every child this process ran (RUSAGE_CHILDREN).
-        _, status, usage = os.wait4(child.pid, 0)
+        status = os.waitpid(child.pid, 0)[1]
         child.returncode = os.waitstatus_to_exitcode(status)
         child.stdout.close()
         errors.seek(0)
@@ -112,7 +111,6 @@ def measure(spec: dict[str, Any], start: datetime, end: datetime) -> dict[str, A
     if child.returncode != 0:
         return {"error": err.strip().splitlines()[-1] if err.strip() else f"exit {child.returncode}"}
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
     return result
 
 
@@ -127,8 +125,14 @@ def run(count: int = EVENTS, only: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
+def _own_peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _child(spec: dict[str, Any], start: datetime, end: datetime) -> None:
-    import resource
     import time
 
     from agents.evidence.model import EvidenceInputs
@@ -163,8 +167,8 @@ def _child(spec: dict[str, Any], start: datetime, end: datetime) -> None:
         "mb_read": round(read["bytes"] / 1e6, 1),
         "truncated": read["truncated"],
         "degraded": [d.reason for d in degraded],
-        # The parent reads it through wait4; said here too for a run by hand.
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # VmHWM, not ru_maxrss: the latter keeps the high-water mark of the forked parent's memory across exec.
+        "peak_rss_mb": _own_peak_mb(),
     }
     print(json.dumps(summary))
 
