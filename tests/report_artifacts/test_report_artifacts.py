@@ -5,6 +5,7 @@ Each real client is pointed at a real server on loopback; links open, pruning ke
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -121,7 +122,7 @@ def test_s3_pruning_removes_only_reports_past_the_retention(aws: str) -> None:
 
 def test_a_missing_bucket_is_one_clear_error(aws: str) -> None:
     store = open_store("s3://no-such-bucket/x", default_root=Path("unused"), endpoint_url=aws)
-    with pytest.raises(SourceError, match="s3://no-such-bucket/x/: could not store inv_1/report.json: NoSuchBucket"):
+    with pytest.raises(SourceError, match=re.escape("s3://no-such-bucket/x/: could not store inv_1/report.json: NoSuchBucket")):
         store.put("inv_1/report.json", b"{}", "application/json")
 
 
