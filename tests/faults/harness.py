@@ -10,7 +10,6 @@ import hmac
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,12 @@ import psutil
 from bot_harness import PD_WEBHOOK_SECRET, WebServer
 from redis import Redis
 
+from tests.standins.loopback import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "checkout-discount-crash"
 EXAMPLE_AT = "2026-03-10T13:38:14Z"
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def until(condition: Callable[[], T | None], *, timeout: float = 30.0, every: float = 0.1, what: str = "condition") -> T:

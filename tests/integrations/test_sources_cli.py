@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from integrations.describe import catalog_schema
 from integrations.registry import KINDS
+from tests.standins.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "Hunter2-c0rrect-h0rse"
@@ -53,13 +53,6 @@ def misspelled(tmp_path: Path) -> Path:
 
 def misspelled_line(path: Path) -> str:
     return f"error: {path}:4: services.x.logs.0.pathz: unknown option 'pathz' for a 'files' source (did you mean 'path'?)"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_sources_json_lists_every_kind_with_its_role_and_typed_options(tmp_path: Path) -> None:
