@@ -6,9 +6,11 @@ or the tables directly, so every path has the same idempotency.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
@@ -17,7 +19,7 @@ from core.alert import Alert
 from core.catalog import Catalog, parse_duration
 from core.models import FollowUp, Investigation, JiraLink, Source, Status
 from core.progress import Progress
-from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, QueueUnavailable, enqueue, resolve
+from core.queue import ANSWER_FOLLOW_UP, INVESTIGATE, AlreadyQueued, QueueUnavailable, claim_key, enqueue, resolve
 from core.runtime import get_redis, get_store
 from core.settings import Profile, get_settings
 from core.store import IdempotencyClaim
@@ -31,6 +33,8 @@ COALESCE_WINDOW = timedelta(minutes=10)
 # Only alerting sources storm; a person asking (Slack command, API) gets the investigation they asked for.
 COALESCED_SOURCES = frozenset({Source.pagerduty_post, Source.pagerduty_webhook, Source.alert_post})
 COALESCED_INTO = "coalesced_into"
+# A start posts one Slack message and writes two rows; Slack's client retries are what can make it slow.
+START_TIMEOUT_S = 120
 
 
 class RecordedNotQueued(QueueUnavailable):
@@ -177,6 +181,22 @@ def queue_investigation(investigation_id: str) -> None:
         threading.Thread(target=resolve(INVESTIGATE), args=(investigation_id,), name=f"inline-{investigation_id}", daemon=True).start()
 
 
+def queue_start(func: str, *args: Any, key: str | None, description: str) -> bool:
+    """Queue the slow half of a person's request (posting the thread, recording the run) for a worker, ahead of runs.
+
+    The web process acks Slack within its 3 s and should spend no more than a parse and a Redis write on it: this is
+    that write. `key` (Slack's trigger id) makes a repeated delivery a no-op: False when it was queued before.
+    Raises QueueUnavailable when Redis is down; the caller then does the work itself, which records the run.
+    """
+    job_id = f"start-{hashlib.sha256(key.encode()).hexdigest()[:32]}" if key else None
+    try:
+        enqueue(get_redis(), func, *args, job_id=job_id, retries=0, timeout=START_TIMEOUT_S, description=description, at_front=True)
+    except AlreadyQueued:
+        log.info("start_already_queued", job_id=job_id)
+        return False
+    return True
+
+
 def rerun(investigation_id: str, *, requested_by: str | None, idempotency: IdempotencyClaim | None = None) -> Investigation:
     """A fresh investigation of the same alert and window, in the same thread (the earlier one for a repeated key)."""
     store = get_store()
@@ -250,7 +270,7 @@ def requeue_waiting(*, older_than: timedelta = timedelta(seconds=30)) -> list[st
     requeued = []
     for row in store.unfinished(older_than=datetime.now(UTC) - older_than):
         if row.status == "queued" and not is_follower(row) and not Job.exists(row.id, connection=redis):
-            redis.delete(f"ir:job-claimed:{row.id}")
+            redis.delete(claim_key(row.id))
             queue_investigation(row.id)
             requeued.append(row.id)
     return requeued

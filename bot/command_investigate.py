@@ -5,8 +5,9 @@ Instead of a service, an incident of a configured tool: a PagerDuty link or `#12
 the tool, read after the ack.
 
 Validation answers in the ack (Slack shows it only to the caller); once acked,
-the listener posts the thread's root message, records the investigation and
-queues it. Nothing here waits for the investigation itself.
+the listener only queues the start: a worker posts the thread's root message,
+records the investigation and queues its run. With Redis down the listener
+does that itself, so the request is recorded and runs once the queue is back.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import structlog
 from slack_bolt import Ack
 from slack_sdk.errors import SlackApiError
 
-from agents.flows import open_investigation, window_for
+from agents.flows import open_investigation, queue_start, window_for
 from agents.ticketing import IncidentNotRead, incident_named, names_incident, with_facts
 from bot.access import check_access
 from bot.blocks import escape
-from bot.client import slack_error
+from bot.client import get_client, slack_error
 from bot.command_search import SEARCH_USAGE, answer_search, search_text
 from bot.context import BACKEND_ERRORS, UNAVAILABLE, BotContext, first_delivery
 from bot.payloads import SlashCommand
@@ -32,7 +33,7 @@ from core.alert import Alert
 from core.catalog import Catalog, CatalogError, parse_duration
 from core.models import Source
 from core.queue import QueueUnavailable
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from core.timeparse import ACCEPTED_TIME_FORMS, parse_at
 from integrations.catalog import get_catalog
 from integrations.incidents.base import IncidentFacts
@@ -45,6 +46,9 @@ USAGE = (
     "An incident instead of a service: `/investigate https://acme.pagerduty.com/incidents/Q1ABC`, `#1234`, `INC0012345`\n"
     "Past incidents: `/investigate search <what happened>`"
 )
+
+
+START_QUEUED = "bot.command_investigate.start_queued"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +171,32 @@ def handle_investigate(ack: Ack, command: SlashCommand, ctx: BotContext) -> None
         if isinstance(resolved, CommandError):
             ctx.ephemeral(channel=channel, user=user, text=resolved.text)
             return
-        start_from_command(resolved, command, ctx, catalog)
+        hand_off(resolved, command, ctx, catalog)
         return
     ack(
         f":hourglass_flowing_sand: Queued an investigation of *{parsed.service}*. "
         "Progress and the report will follow in a thread in this channel."
     )
-    start_from_command(parsed, command, ctx, catalog)
+    hand_off(parsed, command, ctx, catalog)
+
+
+def hand_off(request: InvestigateRequest, command: SlashCommand, ctx: BotContext, catalog: Catalog) -> None:
+    """After the ack: a worker starts it (`start_queued`); a repeated trigger id is dropped; with Redis down, start here."""
+    try:
+        queue_start(
+            START_QUEUED,
+            request,
+            dict(command),
+            key=f"slack-command:{command['trigger_id']}" if command.get("trigger_id") else None,
+            description=f"start {request.service} for {command.get('user_id', '')}",
+        )
+    except QueueUnavailable:
+        start_from_command(request, command, ctx, catalog)
+
+
+def start_queued(request: InvestigateRequest, command: SlashCommand) -> None:
+    """The worker's half of a command: what `start_from_command` does, with this process's Slack client and catalog."""
+    start_from_command(request, command, BotContext(settings=get_settings(), client=get_client()), get_catalog())
 
 
 def start_from_command(request: InvestigateRequest, command: SlashCommand, ctx: BotContext, catalog: Catalog) -> None:

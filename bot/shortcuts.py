@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from bot.access import check_access
 from bot.blocks import escape
 from bot.client import slack_error
-from bot.command_investigate import InvestigateRequest, queue_in_thread, start_from_command
+from bot.command_investigate import InvestigateRequest, hand_off, queue_in_thread
 from bot.context import BACKEND_ERRORS, UNAVAILABLE, BotContext, first_delivery
 from bot.modals import ModalContext, ModalRequest, guess_service, investigate_modal, message_text, read_submission
 from bot.payloads import BlockActionsPayload, ShortcutPayload, SlashCommand, ViewPayload, ViewSubmission
@@ -96,7 +96,7 @@ def handle_investigate_submission(ack: Ack, body: ViewSubmission, view: ViewPayl
     view_key = f"view-{view.get('id', '')}"
     if request.thread_ts is None:
         command = SlashCommand(user_id=user, channel_id=request.channel, trigger_id=view_key)
-        start_from_command(
+        hand_off(
             InvestigateRequest(service=request.service, what=request.what, since_s=request.since_s, at=request.at), command, ctx, catalog
         )
     else:

@@ -56,6 +56,11 @@ def redis_alive(redis: Redis) -> bool:
         return False
 
 
+def claim_key(job_id: str) -> str:
+    """The Redis key that keeps a job id from being queued twice; per queue, as deployments may share one Redis."""
+    return f"ir:job-claimed:{get_settings().queue_name}:{job_id}"
+
+
 def get_queue(redis: Redis) -> Queue:
     return Queue(get_settings().queue_name, connection=redis)
 
@@ -75,7 +80,7 @@ def enqueue(
     settings = get_settings()
     queue = get_queue(redis)
     retry_count = settings.job_retries if retries is None else retries
-    lock = f"ir:job-claimed:{job_id}" if job_id is not None else None
+    lock = claim_key(job_id) if job_id is not None else None
     try:
         # SET NX is atomic: of two enqueues of one id, concurrent or a week apart, only the first wins.
         if lock is not None and not redis.set(lock, "1", nx=True, ex=CLAIM_TTL_S):

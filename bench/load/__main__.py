@@ -250,7 +250,7 @@ def ack_scenario(stack: Running, rate: float, seconds: float, make: Any = mixed)
     result["web_cores_used"] = round(web_cpu_s / seconds, 2)
     result["load_average_1m"] = round(os.getloadavg()[0], 2)
     result["investigations_recorded"] = _count_all(stack.store)
-    result["slash_commands_sent"] = result["by_kind"]["slash_command"]["requests"]
+    result["slash_commands_sent"] = result["by_kind"].get("slash_command", {}).get("requests", 0)
     return result
 
 

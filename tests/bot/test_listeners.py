@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from bot_harness import WebServer, fixture, wait_until
+from bot_harness import WebServer, Worker, fixture, wait_until
 from redis import Redis
 from rq import Queue
 from standin_slack import SlackStandin, error
@@ -53,18 +53,19 @@ def test_unknown_service_and_empty_text_answer_in_the_ack(web: WebServer, slack:
     assert not slack.of("chat.postMessage")
 
 
-def test_bot_not_in_channel_tells_the_caller_and_starts_nothing(web: WebServer, slack: SlackStandin) -> None:
+def test_bot_not_in_channel_tells_the_caller_and_starts_nothing(web: WebServer, slack: SlackStandin, worker: Worker) -> None:
     slack.script("chat.postMessage", error("not_in_channel"))
 
     assert web.command(fixture("slash_command.json")).status_code == 200
 
+    assert worker.run_starts() == 1
     ephemeral = wait_until(lambda: slack.of("chat.postEphemeral"))
     assert "not_in_channel" in ephemeral[0].params["text"] and "/invite" in ephemeral[0].params["text"]
     assert get_store().list_investigations()[0] == []
 
 
 def test_database_down_gets_a_try_again_ephemeral_not_an_error(
-    web: WebServer, slack: SlackStandin, monkeypatch: pytest.MonkeyPatch
+    web: WebServer, slack: SlackStandin, worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
@@ -78,18 +79,21 @@ def test_database_down_gets_a_try_again_ephemeral_not_an_error(
     response = web.command(fixture("slash_command.json"))
 
     assert response.status_code == 200
+    assert worker.run_starts() == 1
     ephemeral = wait_until(lambda: slack.of("chat.postEphemeral"))
     assert "temporarily unavailable" in ephemeral[0].params["text"] and "try again in a minute" in ephemeral[0].params["text"]
+    assert not slack.of("chat.postMessage"), "no thread is opened for a request that could not be recorded"
 
 
 def test_slash_command_retried_with_the_same_trigger_starts_one_investigation(
-    web: WebServer, slack: SlackStandin, redis_conn: Redis, queue_name: str
+    web: WebServer, slack: SlackStandin, worker: Worker, redis_conn: Redis, queue_name: str
 ) -> None:
     web.command(fixture("slash_command.json"))
     web.command(fixture("slash_command.json"))
 
-    wait_until(lambda: get_store().list_investigations()[0])
+    assert worker.run_starts() == 1
     time.sleep(0.5)
+    assert worker.run_starts(timeout=0) == 0, "the repeated trigger queued no second start"
     rows, _ = get_store().list_investigations()
     assert len(rows) == 1 and rows[0].source == "slack_command" and rows[0].requested_by == "U0ONCALL1"
     assert Queue(queue_name, connection=redis_conn).job_ids == [rows[0].id]

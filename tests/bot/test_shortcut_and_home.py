@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from blockkit import problems
-from bot_harness import WebServer, fixture, wait_until
+from bot_harness import WebServer, Worker, fixture, wait_until
 from standin_slack import SlackStandin
 
 from bot.home import home_view
@@ -143,8 +143,11 @@ def test_modal_submission_without_a_service_or_with_a_future_time_shows_field_er
     assert _rows() == []
 
 
-def test_app_home_shows_the_users_recent_and_running_investigations_and_a_start_button(web: WebServer, slack: SlackStandin) -> None:
+def test_app_home_shows_the_users_recent_and_running_investigations_and_a_start_button(
+    web: WebServer, slack: SlackStandin, worker: Worker
+) -> None:
     assert "Queued an investigation" in web.command(fixture("slash_command.json")).text
+    assert worker.run_starts() == 1
     wait_until(_rows)
     envelope = {
         "type": "event_callback",
@@ -168,7 +171,9 @@ def test_app_home_shows_the_users_recent_and_running_investigations_and_a_start_
     assert buttons == ["ir_home_start"]
 
 
-def test_home_button_opens_the_start_modal_and_its_submission_posts_in_the_chosen_channel(web: WebServer, slack: SlackStandin) -> None:
+def test_home_button_opens_the_start_modal_and_its_submission_posts_in_the_chosen_channel(
+    web: WebServer, slack: SlackStandin, worker: Worker
+) -> None:
     click = {
         "type": "block_actions",
         "user": {"id": "U0ONCALL1", "username": "oncall", "name": "oncall", "team_id": "T0TEAM001"},
@@ -201,6 +206,7 @@ def test_home_button_opens_the_start_modal_and_its_submission_posts_in_the_chose
     )
 
     assert response.status_code == 200 and response.text == ""
+    assert worker.run_starts() == 1
     row = wait_until(_rows)[0]
     root = slack.of("chat.postMessage", channel=CHANNEL)[0]
     assert "started an investigation of *notifications-worker*" in root.params["text"] and "thread_ts" not in root.params

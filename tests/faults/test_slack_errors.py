@@ -62,6 +62,7 @@ def test_rate_limits_and_server_errors_from_slack_are_retried_without_duplicate_
 def test_slack_refusing_the_root_post_tells_the_user_and_starts_nothing(stack: Stack, slack: SlackStandin, db: Store) -> None:
     slack.script("chat.postMessage", error("not_in_channel"))
     web = stack.web()
+    stack.worker()
 
     assert slack_surface(web).command(command("5555.6666.refused")).status_code == 200
 

@@ -89,6 +89,25 @@ class Worker:
         """Run every queued job now, in this process (progress reaches Slack through the registered poster)."""
         _DrainWorker([Queue(self.queue_name, connection=self.redis)], connection=self.redis).work(burst=True, logging_level="WARNING")
 
+    def run_starts(self, timeout: float = 10.0) -> int:
+        """Run the queued starts of commands (root post, record) here, leaving the runs they queue waiting; how many ran.
+
+        Listeners queue a start a moment after their ack, so this waits (up to `timeout`) for at least one.
+        """
+        from bot.command_investigate import START_QUEUED
+
+        queue = Queue(self.queue_name, connection=self.redis)
+        deadline = time.monotonic() + timeout
+        ran = 0
+        while not ran and time.monotonic() < deadline:
+            for job in queue.jobs:
+                if job.func_name == START_QUEUED:
+                    queue.remove(job)
+                    job.perform()
+                    ran += 1
+            time.sleep(0.05)
+        return ran
+
     def until(self, condition: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Drain repeatedly until `condition()` is truthy (listeners enqueue after their ack, a moment later)."""
         deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from redis import Redis
 from web_harness import REDIS_URL, Keys, Server, make_investigation
 
 from core import metrics
-from core.queue import enqueue
+from core.queue import claim_key, enqueue
 from core.runtime import reset_runtime
 from core.settings import reset_settings
 from core.store import Store
@@ -88,4 +88,4 @@ def test_a_job_enqueued_inside_a_span_runs_in_the_same_trace_with_the_investigat
         assert job_span.kind is trace.SpanKind.CONSUMER
     finally:
         job.delete()
-        redis.delete(f"ir:job-claimed:{job_id}")
+        redis.delete(claim_key(job_id))
