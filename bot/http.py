@@ -14,14 +14,16 @@ import time
 from collections.abc import Mapping
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request, Response
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
 
 from bot.app import create_bolt_app
-from bot.refusals import DeliveryRefused
+from bot.refusals import DeliveryRefused, Endpoint
 from core.settings import Settings
 
+SLACK_PATH = "/slack/events"
 BAD_SIGNATURE = "X-Slack-Signature is missing, stale (over 5 minutes old) or does not match SLACK_SIGNING_SECRET"
 MAX_SKEW_S = 300
 
@@ -49,15 +51,12 @@ def _malformed(body: bytes, content_type: str) -> str | None:
     return None if isinstance(document, dict) else "the JSON body is not an object"
 
 
-def slack_router(settings: Settings) -> APIRouter:
-    """A router with the Bolt endpoint; bad signatures get 401, malformed bodies 400, both in the standard error format."""
+def slack_endpoint(settings: Settings) -> Endpoint:
+    """The Bolt endpoint; bad signatures get 401, malformed bodies 400, both in the standard error format."""
     bolt = create_bolt_app(settings)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-    router = APIRouter()
 
-    @router.post("/slack/events", include_in_schema=False)
-    async def slack_events(request: Request) -> Response:
-        body = await request.body()
+    async def slack_events(request: Request, body: bytes) -> Response:
         if not signed_by_slack(body, request.headers, secret):
             raise DeliveryRefused(401, "INVALID_SIGNATURE", BAD_SIGNATURE)
         problem = _malformed(body, request.headers.get("content-type", ""))
@@ -67,4 +66,4 @@ def slack_router(settings: Settings) -> APIRouter:
         bolt_response = await run_in_threadpool(bolt.dispatch, to_bolt_request(request, body))
         return to_starlette_response(bolt_response)
 
-    return router
+    return slack_events

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from agents.flows import open_investigation, window_for
 from agents.history import record_resolution
 from bot.context import BACKEND_ERRORS
-from bot.refusals import DeliveryRefused
+from bot.refusals import DeliveryRefused, Endpoint
 from bot.service_mapping import catalog_service_for
 from core.alert import Alert
 from core.catalog import CatalogError
@@ -34,6 +34,7 @@ from integrations.catalog import get_catalog
 log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-PagerDuty-Signature"
+PAGERDUTY_PATH = "/webhooks/pagerduty"
 BAD_SIGNATURE = "X-PagerDuty-Signature is missing or matches none of PAGERDUTY_WEBHOOK_SECRETS"
 STARTS = frozenset({"incident.triggered", "incident.reopened"})
 
@@ -117,13 +118,10 @@ def _resolution_of(event: dict[str, Any], data: dict[str, Any]) -> str:
     return " ".join(part for part in (f"Resolved in PagerDuty{f' by {who}' if who else ''}.", str(said or "")) if part).strip()
 
 
-def pagerduty_router(settings: Settings) -> APIRouter:
-    router = APIRouter()
+def pagerduty_endpoint(settings: Settings) -> Endpoint:
     secrets = [s.get_secret_value() for s in settings.pagerduty_webhook_secrets]
 
-    @router.post("/webhooks/pagerduty", include_in_schema=False)
-    async def pagerduty_webhook(request: Request) -> Response:
-        body = await request.body()
+    async def pagerduty_webhook(request: Request, body: bytes) -> Response:
         if not signature_valid(body, request.headers.get(SIGNATURE_HEADER), secrets):
             raise DeliveryRefused(401, "INVALID_SIGNATURE", BAD_SIGNATURE)
         try:
@@ -142,4 +140,4 @@ def pagerduty_router(settings: Settings) -> APIRouter:
             return JSONResponse({"status": "error", "reason": "temporarily unavailable"}, status_code=503)
         return JSONResponse(payload, status_code=status)
 
-    return router
+    return pagerduty_webhook

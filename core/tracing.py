@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 from opentelemetry import context, propagate, trace
@@ -54,7 +55,10 @@ def traces_url(endpoint: str) -> str:
     return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
 
 
+@cache
 def tracer() -> trace.Tracer:
+    # Looked up once: get_tracer builds a tracer per call, a cost every request paid. Taken before the provider is
+    # set, it is OpenTelemetry's proxy, which follows the provider installed later.
     return trace.get_tracer(TRACER_NAME)
 
 

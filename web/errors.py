@@ -22,7 +22,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.refusals import DeliveryRefused
 from core.redaction import redact, redact_text
 from web.context import request_id_of
 
@@ -119,8 +118,6 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, ApiError):
         code, message, details = exc.code, exc.message, exc.details
-    elif isinstance(exc, DeliveryRefused):
-        code, message, details = exc.code, exc.message, None
     else:
         code = _BY_STATUS.get(exc.status_code, "BAD_REQUEST" if exc.status_code < 500 else "INTERNAL_ERROR")
         message = exc.detail if isinstance(exc.detail, str) else CODES[code][1]

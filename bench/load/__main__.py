@@ -50,6 +50,8 @@ class Sample:
 class Run:
     samples: list[Sample] = field(default_factory=list)
     late_start_ms: list[float] = field(default_factory=list)
+    # Requests of the first seconds: new connections, pools filling, first-call caches. Reported apart.
+    warmup: list[Sample] = field(default_factory=list)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -145,9 +147,11 @@ def pagerduty_alert(n: int) -> tuple[str, bytes, dict[str, str]]:
     return "/webhooks/pagerduty", body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={signature}"}
 
 
-async def open_loop(url: str, *, rate: float, seconds: float, make: Any, api_key: str | None = None) -> Run:
+async def open_loop(url: str, *, rate: float, seconds: float, make: Any, api_key: str | None = None, warmup_s: float = 0.0) -> Run:
+    """`seconds` of measured load after `warmup_s` of the same load, which is kept apart."""
     run = Run()
-    total = int(rate * seconds)
+    warmup = int(rate * warmup_s)
+    total = warmup + int(rate * seconds)
     connector = aiohttp.TCPConnector(limit=400)
     async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
         start = time.perf_counter() + 0.5
@@ -155,7 +159,8 @@ async def open_loop(url: str, *, rate: float, seconds: float, make: Any, api_key
         async def one(i: int) -> None:
             planned = start + i / rate
             await asyncio.sleep(max(0.0, planned - time.perf_counter()))
-            run.late_start_ms.append((time.perf_counter() - planned) * 1000)
+            if i >= warmup:
+                run.late_start_ms.append((time.perf_counter() - planned) * 1000)
             kind, request = make(i)
             try:
                 if request is None:
@@ -168,7 +173,7 @@ async def open_loop(url: str, *, rate: float, seconds: float, make: Any, api_key
                 status = response.status
             except (aiohttp.ClientError, TimeoutError):
                 status = 0
-            run.samples.append(Sample(kind, status, (time.perf_counter() - planned) * 1000))
+            (run.warmup if i < warmup else run.samples).append(Sample(kind, status, (time.perf_counter() - planned) * 1000))
 
         await asyncio.gather(*(one(i) for i in range(total)))
     return run
@@ -239,15 +244,26 @@ def _web_cpu_s(stack: Running) -> float:
         return float("nan")
 
 
-def ack_scenario(stack: Running, rate: float, seconds: float, make: Any = mixed) -> dict[str, Any]:
+def ack_scenario(stack: Running, rate: float, seconds: float, make: Any = mixed, warmup_s: float = 0.0) -> dict[str, Any]:
     cpu_before = _web_cpu_s(stack)
-    run = asyncio.run(open_loop(stack.url, rate=rate, seconds=seconds, make=make, api_key=stack.api_key))
+    run = asyncio.run(open_loop(stack.url, rate=rate, seconds=seconds, make=make, api_key=stack.api_key, warmup_s=warmup_s))
     web_cpu_s = _web_cpu_s(stack) - cpu_before
     result = summarise(run, {200})
     result |= {"rate_per_s": rate, "seconds": seconds}
+    if run.warmup:
+        latencies = [s.latency_ms for s in run.warmup]
+        result["warmup"] = {
+            "seconds": warmup_s,
+            "requests": len(run.warmup),
+            "errors": sum(s.status != 200 for s in run.warmup),
+            "p50_ms": round(percentile(latencies, 50), 1),
+            "p99_ms": round(percentile(latencies, 99), 1),
+            "max_ms": round(max(latencies), 1),
+        }
     # What the front door costs per request, whatever else shares the cores: the figure that decides the top rate.
-    result["web_cpu_ms_per_request"] = round(1000 * web_cpu_s / max(len(run.samples), 1), 2)
-    result["web_cores_used"] = round(web_cpu_s / seconds, 2)
+    sent = len(run.samples) + len(run.warmup)
+    result["web_cpu_ms_per_request"] = round(1000 * web_cpu_s / max(sent, 1), 2)
+    result["web_cores_used"] = round(web_cpu_s / (seconds + warmup_s), 2)
     result["load_average_1m"] = round(os.getloadavg()[0], 2)
     result["investigations_recorded"] = _count_all(stack.store)
     result["slash_commands_sent"] = result["by_kind"].get("slash_command", {}).get("requests", 0)
@@ -295,11 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storm-seconds", type=float, default=60.0)
     parser.add_argument("--rates", help="comma-separated rates: run the ack scenario at each (overrides --rate)")
     parser.add_argument("--no-storm", action="store_true", help="skip the PagerDuty storm")
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds of the same load before the measured part of --rates (reported apart)"
+    )
     args = parser.parse_args(argv)
     seconds = min(args.seconds, 60.0)
     command = "python -m bench.load " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.rates or args.no_storm:
-        return _ack_only([float(r) for r in (args.rates or str(args.rate)).split(",")], seconds, args.web_workers, command)
+        rates = [float(r) for r in (args.rates or str(args.rate)).split(",")]
+        return _ack_only(rates, seconds, args.web_workers, command, warmup_s=args.warmup)
     with tempfile.TemporaryDirectory(prefix="ir-load-") as tmp:
         with running_stack(Path(tmp) / "ack", web_workers=args.web_workers) as stack:
             ack = ack_scenario(stack, args.rate, seconds)
@@ -330,18 +350,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ack_only(rates: list[float], seconds: float, web_workers: int, command: str) -> int:
+def _ack_only(rates: list[float], seconds: float, web_workers: int, command: str, *, warmup_s: float) -> int:
     by_rate = {}
     with tempfile.TemporaryDirectory(prefix="ir-load-") as tmp:
         for rate in rates:
             with running_stack(Path(tmp) / f"ack-{rate:g}", web_workers=web_workers) as stack:
-                ack = by_rate[f"{rate:g}"] = ack_scenario(stack, rate, seconds, make=front_door_mix)
+                ack = by_rate[f"{rate:g}"] = ack_scenario(stack, rate, seconds, make=front_door_mix, warmup_s=warmup_s)
             print(
                 f"ack @ {rate:g}/s for {seconds:g}s, {web_workers} web workers: p50 {ack['p50_ms']} ms, p99 {ack['p99_ms']} ms, "
                 f"max {ack['max_ms']} ms, errors {ack['errors']}/{ack['requests']}; "
                 f"web {ack['web_cpu_ms_per_request']} ms CPU per request, generator late p99 {ack['generator_late_p99_ms']} ms, "
                 f"load average {ack['load_average_1m']}"
             )
+            if "warmup" in ack:
+                first = ack["warmup"]
+                print(
+                    f"  first {first['seconds']:g}s after start (not in the figures above): p50 {first['p50_ms']} ms, "
+                    f"p99 {first['p99_ms']} ms, max {first['max_ms']} ms, errors {first['errors']}/{first['requests']}"
+                )
     report = {"command": command.strip(), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "ack_by_rate": by_rate}
     path = RESULTS.with_name("load-rates.json")
     path.parent.mkdir(parents=True, exist_ok=True)

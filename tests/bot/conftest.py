@@ -107,14 +107,12 @@ def _free_port() -> int:
 @pytest.fixture
 def web(bot_env: Settings) -> Iterator[WebServer]:
     """The Slack and PagerDuty routers in a real uvicorn server on loopback."""
-    from bot.http import slack_router
-    from bot.pagerduty_webhook import pagerduty_router
     from web import errors
+    from web.app import mount_integrations
 
     app = FastAPI()
-    errors.install(app)  # as in web.app: refusals are written in the one error format
-    app.include_router(slack_router(bot_env))
-    app.include_router(pagerduty_router(bot_env))
+    errors.install(app)
+    assert mount_integrations(app, bot_env) == ["/slack/events", "/webhooks/pagerduty"]
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)

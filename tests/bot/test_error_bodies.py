@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import httpx
@@ -73,21 +74,31 @@ def test_pagerduty_webhook_refusals_use_the_standard_format(web: WebServer) -> N
 
 
 def test_oversized_bodies_to_both_endpoints_get_payload_too_large(bot_env: Settings) -> None:
-    from bot.http import slack_router
-    from bot.pagerduty_webhook import pagerduty_router
     from web import errors
-    from web.bodysize import BodySizeLimitMiddleware
+    from web.app import mount_integrations
 
     app = FastAPI()
     errors.install(app)
-    app.include_router(slack_router(bot_env))
-    app.include_router(pagerduty_router(bot_env))
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=2048)
+    mount_integrations(app, bot_env.model_copy(update={"max_request_bytes": 2048}))
     big = json.dumps({"type": "event_callback", "padding": "x" * 5000}).encode()
+
+    def streamed() -> Iterator[bytes]:
+        # No Content-Length: the limit is counted as the chunks arrive.
+        for start in range(0, len(big), 1000):
+            yield big[start : start + 1000]
 
     with TestClient(app) as client:
         slack = client.post("/slack/events", content=big, headers={"Content-Type": "application/json", **slack_headers(big)})
         pagerduty = client.post("/webhooks/pagerduty", content=big, headers=_pd_headers(big))
+        chunked = client.post("/slack/events", content=streamed(), headers={"Content-Type": "application/json", **slack_headers(big)})
 
-    for response in (slack, pagerduty):
+    for response in (slack, pagerduty, chunked):
         assert "2048" in _error(response, 413, "PAYLOAD_TOO_LARGE")["message"]  # type: ignore[arg-type]
+    assert "content-length" not in chunked.request.headers
+
+
+def test_other_methods_on_the_delivery_paths_get_method_not_allowed(web: WebServer) -> None:
+    for path in ("/slack/events", "/webhooks/pagerduty"):
+        response = web.http.get(path)
+        assert f"GET is not allowed on {path}" in _error(response, 405, "METHOD_NOT_ALLOWED")["message"]
+        assert response.headers["Allow"] == "POST"
