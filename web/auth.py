@@ -111,6 +111,16 @@ class KeyVerifier:
             self._by_digest.put(digest, found)
         return self._accept(found)
 
+    def cached(self, key: str) -> Principal | None:
+        """The principal for `key` when the cache knows it and nothing needs the store; None means "call verify".
+
+        Every API read starts here, on the event loop: a hit costs no thread hand-off.
+        """
+        hit, found = self._by_digest.get(_digest(key))
+        if not hit or not isinstance(found, Principal) or self._touch_due(found.key_id):
+            return None
+        return found
+
     def for_key_id(self, key_id: int) -> Principal:
         hit, found = self._by_id.get(key_id)
         if not hit:
@@ -133,12 +143,14 @@ class KeyVerifier:
         self._touch(found.key_id)
         return found
 
-    def _touch(self, key_id: int) -> None:
+    def _touch_due(self, key_id: int) -> bool:
         # last_used_at is for humans deciding what to revoke; minute precision spares a write per request.
-        now = time.monotonic()
-        if now - self._touched.get(key_id, -TOUCH_EVERY_S) < TOUCH_EVERY_S:
+        return time.monotonic() - self._touched.get(key_id, -TOUCH_EVERY_S) >= TOUCH_EVERY_S
+
+    def _touch(self, key_id: int) -> None:
+        if not self._touch_due(key_id):
             return
-        self._touched[key_id] = now
+        self._touched[key_id] = time.monotonic()
         self._store().touch_api_key(key_id, datetime.now(UTC))
 
 
@@ -153,7 +165,8 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
     if credentials is not None:
         if credentials.scheme.lower() != "bearer":
             raise ApiError("UNAUTHENTICATED", "use Authorization: Bearer <API key>", headers={"WWW-Authenticate": "Bearer"})
-        return await run_in_threadpool(verifier.verify, credentials.credentials)
+        cached = verifier.cached(credentials.credentials)
+        return cached if cached is not None else await run_in_threadpool(verifier.verify, credentials.credentials)
     if request.method in ("GET", "HEAD"):
         key_id = request.app.state.sessions.key_id(request)
         if key_id is not None:

@@ -7,7 +7,7 @@ import time
 from web_harness import Keys, Server
 
 from core.store import Store
-from web.auth import CACHE_TTL_S, create_api_key
+from web.auth import CACHE_TTL_S, TOUCH_EVERY_S, KeyVerifier, create_api_key
 
 
 def test_missing_key_is_401_unauthenticated_with_bearer_challenge(server: Server) -> None:
@@ -78,3 +78,21 @@ def test_unknown_scope_is_refused_at_creation(web_store: Store) -> None:
 
     with pytest.raises(ValueError, match="unknown scope"):
         create_api_key("bad", ["superuser"], store=web_store)
+
+
+def test_a_cached_key_is_answered_without_the_store_until_its_last_use_is_due(web_store: Store) -> None:
+    key, row = create_api_key("hot", ["read"], store=web_store)
+    calls: list[str] = []
+
+    def store() -> Store:
+        calls.append("store")
+        return web_store
+
+    verifier = KeyVerifier(store)
+    assert verifier.cached(key) is None, "unknown to the cache: the caller goes to the store"
+    principal = verifier.verify(key)
+    assert principal.key_id == row.id and calls == ["store", "store"]  # the lookup, then last_used_at
+    assert verifier.cached(key) == principal and calls == ["store", "store"]
+    assert verifier.cached(key + "x") is None
+    verifier._touched[principal.key_id] -= TOUCH_EVERY_S
+    assert verifier.cached(key) is None, "a minute on, last_used_at is due: that write needs the store, off the event loop"
