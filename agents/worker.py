@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from rq import Worker
@@ -15,7 +15,7 @@ from agents.flows import requeue_waiting
 from agents.jobs import reap_stale
 from agents.ops_alerts import check_queue
 from core.queue import get_queue
-from core.runtime import get_redis
+from core.runtime import get_redis, get_store
 from core.settings import get_settings
 from core.tracing import TracedJob, configure_tracing
 
@@ -23,6 +23,10 @@ log = structlog.get_logger(__name__)
 
 # A row younger than this may still be on its way into the queue; leave it to the request that made it.
 MIN_REQUEUE_AGE_S = 5.0
+# Delivery and idempotency claims outlive every sender's retries (Slack's hour, PagerDuty's, a client's backoff)
+# by far at a week; the pruning runs at most hourly across workers.
+CLAIMS_KEPT = timedelta(days=7)
+FORGET_CLAIMS_EVERY_S = 3600
 
 
 # RQ forks a work horse per job; a fork taken while the sweeper thread holds a lock (a log write, a pool checkout)
@@ -42,14 +46,22 @@ def _sweep_once(waiting_for: timedelta) -> None:
     try:
         reaped, requeued = reap_stale(), requeue_waiting(older_than=waiting_for)
         pruned = artifacts.prune()
-        if reaped or requeued or pruned:
-            log.info("sweep", reaped=reaped, requeued=requeued, pruned_reports=pruned)
+        forgotten = forget_old_claims()
+        if reaped or requeued or pruned or forgotten:
+            log.info("sweep", reaped=reaped, requeued=requeued, pruned_reports=pruned, forgotten_claims=forgotten)
     except Exception:  # a failed sweep is retried at the next one; the log has the cause
         log.exception("sweep_failed")
     try:
         check_queue(get_redis())
     except Exception:  # the same: the next sweep looks again
         log.exception("queue_check_failed")
+
+
+def forget_old_claims(now: datetime | None = None) -> int:
+    """Delete claims older than CLAIMS_KEPT, at most once an hour across workers (a Redis key gates it)."""
+    if not get_redis().set(f"ir:claims-forgotten:{get_settings().queue_name}", "1", nx=True, ex=FORGET_CLAIMS_EVERY_S):
+        return 0
+    return get_store().forget_claims((now or datetime.now(UTC)) - CLAIMS_KEPT)
 
 
 def run_worker(*, burst: bool = False) -> None:

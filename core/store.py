@@ -11,9 +11,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, or_
+from sqlalchemy import CursorResult, Engine, delete, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -273,6 +273,18 @@ class Store:
         if earlier is not None and earlier.request_hash != claim.request_hash:
             raise IdempotencyKeyReused(claim.key)
         return earlier
+
+    def forget_claims(self, before: datetime) -> int:
+        """Delete delivery and idempotency claims made before `before`; how many went.
+
+        Both exist to stop retries, and every sender's retries end within hours; kept for ever they only grow.
+        """
+        with session_scope(self.engine) as s:
+            gone = 0
+            for table in (InboundDelivery, IdempotencyKey):
+                result = cast(CursorResult[Any], s.execute(delete(table).where(col(table.created_at) < before)))
+                gone += result.rowcount
+        return gone
 
     # progress ---------------------------------------------------------------
 

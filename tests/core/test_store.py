@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.models import Investigation, Source, Status
+from core.models import IdempotencyKey, InboundDelivery, Investigation, Source, Status
 from core.store import IdempotencyClaim, IdempotencyKeyReused, InvestigationFilter, Store
 
 T0 = datetime(2026, 3, 10, 3, 0, tzinfo=UTC)
@@ -74,6 +74,25 @@ def test_released_jira_claim_can_be_claimed_again(store: Store) -> None:
 def test_duplicate_delivery_is_refused(store: Store) -> None:
     assert store.claim_delivery("slack:Ev123", "event")
     assert not store.claim_delivery("slack:Ev123", "event")
+
+
+def test_claims_past_their_week_are_forgotten_and_can_be_made_again(store: Store) -> None:
+    row = store.create_investigation(make())
+    old, key = f"slack:Ev{uuid.uuid4().hex}", uuid.uuid4().hex
+    with store.session() as s:
+        s.add(InboundDelivery(key=old, kind="event", created_at=T0 - timedelta(days=30)))
+        s.add(IdempotencyKey(owner="ci-bot", key=key, request_hash="a" * 64, investigation_id=row.id, created_at=T0 - timedelta(days=30)))
+        s.commit()
+    fresh = f"slack:Ev{uuid.uuid4().hex}"
+    assert store.claim_delivery(fresh, "event")
+
+    assert store.forget_claims(T0 - timedelta(days=31)) == 0
+    assert store.forget_claims(T0 - timedelta(days=7)) == 2
+
+    assert store.claim_delivery(old, "event"), "a forgotten delivery is new again"
+    assert not store.claim_delivery(fresh, "event"), "a recent claim is kept"
+    claim = IdempotencyClaim(owner="ci-bot", key=key, request_hash="b" * 64)
+    assert store.claim_idempotency_key(claim, investigation_id=row.id).request_hash == "b" * 64
 
 
 def test_duplicate_follow_up_is_recorded_once(store: Store) -> None:
