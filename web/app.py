@@ -43,7 +43,7 @@ log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 # Database connections each web worker opens at start-up: what a burst of API reads holds at once.
-WARM_CONNECTIONS = 4
+WARM_CONNECTIONS = 2
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
