@@ -35,9 +35,14 @@ _BUILTIN: list[tuple[str, str]] = [
     # key=value / "key": "value" where the key names a secret.
     (
         # The secret word must stand as its own part of the key (db_password, access-token, apiKey), so that
-        # "AUTH-4253: Support ..." or "tokens_total=5" keep their text.
-        r"(?i)(?P<pre>[\"']?(?<![\w.-])(?:[\w.-]*[_.-])?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
-        r"|private[_-]?key|client[_-]?secret|credentials?|auth[_-]?token|authorization)(?:[_.-][\w.-]*)?[\"']?\s*[:=]\s*[\"']?)"
+        # "AUTH-4253: Support ..." or "tokens_total=5" keep their text. A camelCase boundary is a part's edge too:
+        # AWS writes credentials as "SecretAccessKey" and "SessionToken" (an STS answer logged to CloudWatch). An
+        # upper-case name may glue a password, secret or token to its prefix: libpq's PGPASSWORD, which a `set -x`
+        # entrypoint prints into a container's termination message.
+        r"(?i)(?P<pre>[\"']?(?<![\w.-])(?:[\w.-]*[_.-]|(?-i:[\w.-]*[a-z0-9](?=[A-Z])|[A-Z][A-Z0-9]*(?=PASSWORD|PASSWD|SECRET|TOKEN)))?"
+        r"(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
+        r"|private[_-]?key|client[_-]?secret|credentials?|auth[_-]?token|authorization)"
+        r"(?:(?:[_.-]|(?-i:(?<=[a-z0-9])(?=[A-Z])))[\w.-]*)?[\"']?\s*[:=]\s*[\"']?)"
         r"(?!\[REDACTED\])[^\s\"',;&}]{3,}",
         r"\g<pre>" + MASK,
     ),

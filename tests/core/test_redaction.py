@@ -59,6 +59,7 @@ def test_site_specific_patterns_are_added(monkeypatch: pytest.MonkeyPatch) -> No
         "AUTH-4253: Support per-request mfa_method (#1134)",
         "llm_tokens_total=5 secrets_loaded: 3",
         "oauth: refreshed",
+        "maxTokens=4096 Tokenizer: bpe OLDPWD=/srv/app",
     ],
 )
 def test_words_that_merely_contain_a_secret_name_keep_their_values(text: str) -> None:
@@ -73,6 +74,12 @@ def test_words_that_merely_contain_a_secret_name_keep_their_values(text: str) ->
         ('"clientSecret": "s3cr3tvalue"', "s3cr3tvalue"),
         ("authorization=Basic-xyz123", "Basic-xyz123"),
         ("apiKey=AbC123xyz", "AbC123xyz"),
+        # AWS's own JSON for temporary credentials: camelCase parts.
+        ('"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG"', "wJalrXUtnFEMI"),
+        ('"SessionToken": "FwoGZXIvYXdzEXAMPLE"', "FwoGZXIvYXdzEXAMPLE"),
+        ("dbPassword: hunter2hunter", "hunter2hunter"),
+        # libpq's variable, the word glued to its prefix, as `set -x` prints it.
+        ("+ export PGPASSWORD=hunter2hunter", "hunter2hunter"),
     ],
 )
 def test_secret_named_keys_are_redacted_in_any_case_and_separator(text: str, secret: str) -> None:

@@ -1,5 +1,6 @@
 """Fixtures for the secrets suite: the fault suite's real `serve` + `worker` stack and the Slack, Jira and OpenAI
-stand-ins, pointed at incident inputs with planted secrets.
+stand-ins, pointed at incident inputs with planted secrets; and, for the tests of one remote source each, the catalog
+of one service with notify targets that record what they are sent.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ for path in (HERE, TESTS / "faults", TESTS / "standins"):
 
 from bot_harness import BOT_TOKEN, PD_WEBHOOK_SECRET, SIGNING_SECRET  # noqa: E402
 from harness import Stack, forget_queue  # noqa: E402
-from planted import catalog_entry, make_repo, write_logs, write_metrics  # noqa: E402
+from planted import OneService, catalog_entry, make_repo, write_logs, write_metrics  # noqa: E402
+from smtp_inbox import start_smtp  # noqa: E402
 from standin_jira import JiraStandin  # noqa: E402
 from standin_openai import StandinOpenAI  # noqa: E402
+from standin_receiver import Receiver  # noqa: E402
 from standin_slack import SlackStandin  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -100,3 +103,12 @@ def stack(security_env: dict[str, str], tmp_path: Path, security_queue: str) -> 
     finally:
         running.close()
         forget_queue(security_env["REDIS_URL"], security_queue)
+
+
+@pytest.fixture
+def one_service(app_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OneService]:
+    receiver = Receiver().start()
+    smtp, inbox = start_smtp()
+    yield OneService(tmp_path / "services.yaml", receiver, inbox, smtp.port, app_env["QUEUE_NAME"], monkeypatch)
+    smtp.stop()
+    receiver.stop()

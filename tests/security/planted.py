@@ -1,6 +1,7 @@
 """Planted secrets and the incident inputs that carry them: the bundled checkout example, with every kind of secret
 the redaction promises to catch written into its logs (plain, JSON, stack traces), a commit (diff and message) and
-the labels of its metrics CSV.
+the labels of its metrics CSV. `OneService` runs an investigation of one remote source in a real RQ worker and
+gathers everything it sent out, for the tests of the sources that are not files.
 """
 
 from __future__ import annotations
@@ -9,9 +10,24 @@ import csv
 import json
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import Message
 from pathlib import Path
 
+import pytest
+from bot_harness import Worker
+from redis import Redis
+from smtp_inbox import Inbox
+from standin_receiver import Receiver
+
+from agents.flows import open_investigation, window_for
+from core.alert import Alert
+from core.models import Investigation, Source
+from core.runtime import get_store
+from core.settings import get_settings, reset_settings
+from integrations.catalog import get_catalog
 from integrations.code.git import import_fast_export
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "checkout-discount-crash"
@@ -49,13 +65,13 @@ NEEDLES: dict[str, str] = {
 SECRET_FILE = "config/production.yaml"
 
 
-def leaks(text: str) -> list[str]:
+def leaks(text: str, needles: Mapping[str, str] = NEEDLES) -> list[str]:
     """The planted secrets `text` gives away (names, not values, so a failure message leaks nothing either)."""
-    return [name for name, needle in NEEDLES.items() if needle in text]
+    return [name for name, needle in needles.items() if needle in text]
 
 
-def leaks_in(where: str, texts: Iterable[str]) -> list[str]:
-    return [f"{where}: {name}" for text in texts for name in leaks(text)]
+def leaks_in(where: str, texts: Iterable[str], needles: Mapping[str, str] = NEEDLES) -> list[str]:
+    return [f"{where}: {name}" for text in texts for name in leaks(text, needles)]
 
 
 def _secret_lines(at: str, pod: str) -> list[str]:
@@ -173,3 +189,62 @@ services:
     metrics: [{{kind: metrics_csv, path: "{metrics}"}}]
     runbooks: [{{kind: runbooks_dir, path: "{EXAMPLE}/runbooks"}}]
 """
+
+
+@dataclass
+class OneService:
+    """The catalog of one service, `checkout`, whose notifications go to a webhook receiver and a real SMTP inbox."""
+
+    path: Path
+    receiver: Receiver
+    inbox: Inbox
+    smtp_port: int
+    queue: str
+    monkeypatch: pytest.MonkeyPatch
+
+    def write(self, roles: str) -> None:
+        """The catalog with these roles (YAML lines indented for a service), the worker logging JSON as in production."""
+        notify = f"""    notify:
+      - {{kind: webhook, url: "{self.receiver.url}/ir"}}
+      - {{kind: email, to: [oncall@example.com], sender: ir@example.com, host: 127.0.0.1, port: {self.smtp_port}, security: none}}
+"""
+        self.path.write_text(f"services:\n  checkout:\n{roles.rstrip()}\n{notify}", encoding="utf-8")
+        self.monkeypatch.setenv("SERVICES_FILE", str(self.path))
+        self.monkeypatch.setenv("LOG_FORMAT", "json")
+        reset_settings()
+
+    def investigate(self, title: str, at: datetime) -> Investigation:
+        """An investigation of the alert, run to its end by a real RQ worker in this process."""
+        alert = Alert(title=title, service="checkout", created_at=at)
+        row, _ = open_investigation(alert=alert, service="checkout", source=Source.api, window=window_for(get_catalog(), at=at))
+        Worker(Redis.from_url(get_settings().redis_url), self.queue).drain()
+        done = get_store().require(row.id)
+        assert done.report is not None, done.error
+        return done
+
+    def outbound_leaks(self, investigation: Investigation, logs: str, needles: Mapping[str, str] = NEEDLES) -> list[str]:
+        """Every planted secret found where the investigation's text went: the stored report, its progress lines, the
+        webhook and the e-mail, the report artifacts, the similar-incident index and the worker's log lines (`logs`).
+        """
+        data = get_settings().data_dir
+        return [
+            *leaks_in("report", [json.dumps(investigation.report)], needles),
+            *leaks_in("progress", [e.message for e in get_store().progress(investigation.id)], needles),
+            *leaks_in("webhook", [got.body.decode() for got in self.receiver.received], needles),
+            *leaks_in("e-mail", [_mail_text(message) for message in self.inbox.messages], needles),
+            *leaks_in("artifacts", [p.read_text(errors="replace") for p in (data / "reports").rglob("*") if p.is_file()], needles),
+            *leaks_in("index", [p.read_bytes().decode("latin-1") for p in (data / "qdrant").rglob("*") if p.is_file()], needles),
+            *leaks_in("logs", [logs], needles),
+        ]
+
+
+def _mail_text(message: Message) -> str:
+    """The headers and every part decoded: quoted-printable breaks long lines, and a secret cut by a soft line break
+    would not be found in the raw message.
+    """
+    texts = [str(value) for value in message.values()]
+    for part in message.walk():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            texts.append(payload.decode(part.get_content_charset() or "utf-8", errors="replace"))
+    return "\n".join(texts)

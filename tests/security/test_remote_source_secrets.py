@@ -11,23 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from bot_harness import Worker
-from planted import AWS_KEY, BEARER, CREDENTIAL_URL, GITHUB_TOKEN, OPENAI_KEY, PASSWORD_JSON, PASSWORD_KV, SLACK_TOKEN, leaks, leaks_in
-from redis import Redis
-from smtp_inbox import Inbox, start_smtp
+from planted import AWS_KEY, BEARER, CREDENTIAL_URL, GITHUB_TOKEN, OPENAI_KEY, PASSWORD_JSON, PASSWORD_KV, SLACK_TOKEN, OneService, leaks
 from standin_elasticsearch import SearchStandin
 from standin_loki import LokiStandin
-from standin_receiver import Receiver
-
-from agents.flows import open_investigation, window_for
-from core.alert import Alert
-from core.models import Source
-from core.runtime import get_store
-from core.settings import get_settings, reset_settings
-from integrations.catalog import get_catalog
 
 AT = datetime(2026, 3, 10, 13, 38, 14, tzinfo=UTC)
 
@@ -74,44 +62,18 @@ def stores() -> Iterator[tuple[LokiStandin, SearchStandin]]:
     search.stop()
 
 
-@pytest.fixture
-def outbound(
-    app_env: dict[str, str], tmp_path: Path, stores: tuple[LokiStandin, SearchStandin], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Receiver, Inbox]]:
+def test_secrets_read_from_log_stores_reach_nothing_outbound(
+    one_service: OneService, stores: tuple[LokiStandin, SearchStandin], capfd: pytest.CaptureFixture[str]
+) -> None:
     loki, search = stores
-    receiver = Receiver().start()
-    smtp, inbox = start_smtp()
-    catalog = tmp_path / "services.yaml"
-    catalog.write_text(
-        f"""
-services:
-  checkout:
-    logs:
+    one_service.write(
+        f"""    logs:
       - {{kind: loki, url: "{loki.url}", query: '{{app="checkout"}}'}}
       - {{kind: elasticsearch, url: "{search.url}", index: logs-checkout, query: "*"}}
-    notify:
-      - {{kind: webhook, url: "{receiver.url}/ir"}}
-      - {{kind: email, to: [oncall@example.com], sender: ir@example.com, host: 127.0.0.1, port: {smtp.port}, security: none}}
-""",
-        encoding="utf-8",
+"""
     )
-    monkeypatch.setenv("SERVICES_FILE", str(catalog))
-    monkeypatch.setenv("LOG_FORMAT", "json")
-    reset_settings()
-    yield receiver, inbox
-    smtp.stop()
-    receiver.stop()
+    done = one_service.investigate("checkout 401s on /pay", AT)
 
-
-def test_secrets_read_from_log_stores_reach_nothing_outbound(
-    outbound: tuple[Receiver, Inbox], app_env: dict[str, str], capfd: pytest.CaptureFixture[str]
-) -> None:
-    receiver, inbox = outbound
-    alert = Alert(title="checkout 401s on /pay", service="checkout", created_at=AT)
-    row, _ = open_investigation(alert=alert, service="checkout", source=Source.api, window=window_for(get_catalog(), at=AT))
-    Worker(Redis.from_url("redis://127.0.0.1:6379/0"), app_env["QUEUE_NAME"]).drain()
-
-    done = get_store().require(row.id)
     assert done.report is not None
     reads = {read["source"]: read for read in done.report["log_reads"]}
     # The secrets were really read: both stores gave their events, the error lines among them.
@@ -120,17 +82,8 @@ def test_secrets_read_from_log_stores_reach_nothing_outbound(
     # ... and masked where they would have shown: the sample keeps the line, not the secret.
     assert "token=" in key["sample"] or "key=" in key["sample"]
 
-    data = get_settings().data_dir
-    found = [
-        *leaks_in("report", [json.dumps(done.report)]),
-        *leaks_in("progress", [e.message for e in get_store().progress(row.id)]),
-        *leaks_in("webhook", [got.body.decode() for got in receiver.received]),
-        *leaks_in("e-mail", [message.as_string() for message in inbox.messages]),
-        *leaks_in("artifacts", [p.read_text(errors="replace") for p in (data / "reports").rglob("*") if p.is_file()]),
-        *leaks_in("index", [p.read_bytes().decode("latin-1") for p in (data / "qdrant").rglob("*") if p.is_file()]),
-        *leaks_in("logs", [capfd.readouterr().err]),
-    ]
-    assert len(receiver.received) == 1 and len(inbox.messages) == 1
+    found = one_service.outbound_leaks(done, capfd.readouterr().err)
+    assert len(one_service.receiver.received) == 1 and len(one_service.inbox.messages) == 1
     assert found == [], found
     # A label the store attached (Loki's db_password) is as secret as a line.
     assert not leaks(json.dumps([read for read in done.report["log_reads"]]))
