@@ -22,7 +22,10 @@ import httpx
 import psutil
 from bot_harness import PD_WEBHOOK_SECRET, WebServer
 from redis import Redis
+from standin_slack import SlackStandin
 
+from core.models import Investigation, Status
+from core.store import Store
 from tests.standins.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,13 +173,19 @@ class Stack:
             proc.stop()
 
 
-def checkout_service(repo: Path, *, name: str = "checkout", extra: str = "", logs: Path = EXAMPLE / "logs") -> str:
-    """The bundled example incident as a catalog entry (YAML), optionally with more sources or other logs."""
+def checkout_service(
+    repo: Path, *, name: str = "checkout", extra: str = "", logs: Path = EXAMPLE / "logs", log_sources: str | None = None
+) -> str:
+    """The bundled example incident as a catalog entry (YAML), optionally with more sources or other logs.
+
+    `log_sources` replaces the log files with these flow-style entries (a remote store, say).
+    """
+    sources = log_sources or f'{{kind: files, paths: ["{logs}/*.log"]}}'
     return f"""  {name}:
     aliases: ["Checkout API"]
     pagerduty_service_ids: [PCHECKOUT]
     jira_project: SHOP
-    logs: [{{kind: files, paths: ["{logs}/*.log"]}}]
+    logs: [{sources}]
     code: [{{kind: git, path: "{repo}"}}]
     deploys: [{{kind: deploys_file, path: "{EXAMPLE}/deploys.json"}}]
     metrics: [{{kind: metrics_csv, path: "{EXAMPLE}/metrics.csv"}}]
@@ -218,6 +227,39 @@ def pagerduty_delivery(
     body = json.dumps({"event": event}).encode()
     signature = hmac.new(PD_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
     return body, {"Content-Type": "application/json", "X-PagerDuty-Signature": f"v1={signature}"}
+
+
+def finished(db: Store) -> Investigation | None:
+    rows, _ = db.list_investigations()
+    assert len(rows) <= 1, [r.id for r in rows]
+    return rows[0] if rows and Status(rows[0].status).finished else None
+
+
+def report_posts(slack: SlackStandin) -> list[Any]:
+    return [c for c in slack.of("chat.postMessage") if any(b.get("type") == "header" for b in c.params.get("blocks") or [])]
+
+
+def failure_posts(slack: SlackStandin) -> list[Any]:
+    return [c for c in slack.of("chat.postMessage") if "The investigation failed" in c.params.get("text", "")]
+
+
+def told_once(slack: SlackStandin, final: Investigation) -> None:
+    """The thread shows one outcome, the stored one, and it shows it once."""
+
+    def outcome() -> list[Any]:
+        return report_posts(slack) + failure_posts(slack)
+
+    until(outcome, timeout=30, what="the outcome in the thread")
+    expected, other = (failure_posts, report_posts) if final.status == Status.failed.value else (report_posts, failure_posts)
+    assert [c.params["thread_ts"] for c in expected(slack)] == [final.slack_thread_ts]
+    assert other(slack) == []
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def forget_queue(redis_url: str, queue_name: str) -> None:

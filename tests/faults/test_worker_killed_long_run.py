@@ -16,13 +16,13 @@ from urllib.parse import urlparse
 
 import psutil
 import pytest
-from harness import EXAMPLE, EXAMPLE_AT, Proc, Stack, checkout_service, slack_surface, until
+from harness import EXAMPLE, EXAMPLE_AT, Proc, Stack, checkout_service, finished, gone, slack_surface, told_once, until
 from redis import Redis
 from rq.job import Job
 from standin_slack import SlackStandin
 
 from bench.scale import multiply
-from core.models import Investigation, Status
+from core.models import Status
 from core.store import Store
 
 pytestmark = pytest.mark.slow
@@ -55,39 +55,6 @@ def big_stack(stack: Stack, tmp_path: Path, example_repo: Path, big_logs: Path) 
     path.write_text("defaults: {lookback: 2h, after: 15m}\nservices:\n" + checkout_service(example_repo, logs=big_logs), encoding="utf-8")
     stack.env["SERVICES_FILE"] = str(path)
     return stack
-
-
-def finished(db: Store) -> Investigation | None:
-    rows, _ = db.list_investigations()
-    assert len(rows) <= 1, [r.id for r in rows]
-    return rows[0] if rows and Status(rows[0].status).finished else None
-
-
-def report_posts(slack: SlackStandin) -> list[Any]:
-    return [c for c in slack.of("chat.postMessage") if any(b.get("type") == "header" for b in c.params.get("blocks") or [])]
-
-
-def failure_posts(slack: SlackStandin) -> list[Any]:
-    return [c for c in slack.of("chat.postMessage") if "The investigation failed" in c.params.get("text", "")]
-
-
-def told_once(slack: SlackStandin, final: Investigation) -> None:
-    """The thread shows one outcome, the stored one, and it shows it once."""
-
-    def outcome() -> list[Any]:
-        return report_posts(slack) + failure_posts(slack)
-
-    until(outcome, timeout=30, what="the outcome in the thread")
-    expected, other = (failure_posts, report_posts) if final.status == Status.failed.value else (report_posts, failure_posts)
-    assert [c.params["thread_ts"] for c in expected(slack)] == [final.slack_thread_ts]
-    assert other(slack) == []
-
-
-def gone(process: psutil.Process) -> bool:
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def readers_reading(worker: Proc) -> list[psutil.Process]:

@@ -9,6 +9,7 @@ results"). The client under test is pointed at the front and never patched.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -34,6 +35,8 @@ class HostileFront:
     loop: bool = False
     claim: tuple[str, int] | None = None
     requests: int = 0
+    # Requests received and not answered yet: a test can act while the client is waiting on one.
+    in_flight: int = 0
     _first_page: tuple[int, dict[str, str], bytes] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,7 +75,15 @@ class HostileFront:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with front._lock:
                     front.requests += 1
+                    front.in_flight += 1
                     count = front.requests
+                try:
+                    self._misbehave(body, count)
+                finally:
+                    with front._lock:
+                        front.in_flight -= 1
+
+            def _misbehave(self, body: bytes, count: int) -> None:
                 if front.slow_s:
                     time.sleep(front.slow_s)
                 if front.reset:
@@ -95,12 +106,14 @@ class HostileFront:
                 self._reply(status, headers, payload)
 
             def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                # A client killed or gone while the front held its answer has closed the connection: nobody to answer.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
