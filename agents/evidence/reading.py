@@ -50,7 +50,9 @@ def read_logs(
             )
     if stats.untimed and stats.untimed > stats.events // 2:
         degraded.append(Degradation("logs", f"{stats.untimed} of {stats.events} events carry no timestamp; onset and trends use the rest"))
-    progress("reading", f"read {stats.events:,} log events from {len(stats.read)} files")
+    streams = len(stats.read)
+    # `read` counts files and remote streams (a Loki query, a CloudWatch group) alike.
+    progress("reading", f"read {stats.events:,} log events from {streams} {'source' if streams == 1 else 'sources'}")
     return stats
 
 
