@@ -35,7 +35,7 @@ from planted import (
     OneService,
     make_repo,
 )
-from standin_aws import MotoServer, seed_events
+from standin_aws import MotoServer, seed_events, use_loopback_credentials
 from standin_github import GitHubStandin
 from standin_kubernetes import KubernetesStandin, LogLine, container_status, event, node, pod, replicaset
 
@@ -69,13 +69,7 @@ def moto() -> Iterator[MotoServer]:
 
 @pytest.fixture
 def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Dummy credentials and none of the machine's AWS config: every call goes to moto on loopback."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_loopback_credentials(monkeypatch, tmp_path, "us-east-1")
 
 
 def _ms(moment: datetime) -> int:

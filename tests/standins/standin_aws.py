@@ -22,14 +22,26 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from loopback import LoopbackServer
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
+
+
+def use_loopback_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, region: str = "us-east-1") -> None:
+    """Dummy credentials and none of the machine's AWS config or profile: every call goes to loopback."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
 class MotoServer:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from bundle_logs import BUNDLES, entries, findings, investigate
-from standin_aws import Answer, AwsFront, MotoServer, insights_status, json_error, seed_events, throttled
+from standin_aws import Answer, AwsFront, MotoServer, insights_status, json_error, seed_events, throttled, use_loopback_credentials
 from standin_github import closed_port
 
 from agents.evidence.model import EvidenceInputs
@@ -41,13 +41,7 @@ def moto() -> Iterator[MotoServer]:
 
 @pytest.fixture(autouse=True)
 def _aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Dummy credentials, and no AWS config of the machine's: every call goes to loopback."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_loopback_credentials(monkeypatch, tmp_path, "us-east-1")
 
 
 @pytest.fixture

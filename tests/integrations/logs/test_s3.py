@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 from bundle_logs import BUNDLES, findings, investigate
-from standin_aws import REGION, AwsFront, MotoServer, xml_error
+from standin_aws import REGION, AwsFront, MotoServer, use_loopback_credentials, xml_error
 from standin_github import closed_port
 
 from agents.evidence.model import EvidenceInputs
@@ -43,13 +43,7 @@ def moto() -> Iterator[MotoServer]:
 
 @pytest.fixture(autouse=True)
 def _aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Dummy credentials, and no AWS config of the machine's: every call goes to loopback."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_loopback_credentials(monkeypatch, tmp_path, REGION)
 
 
 @pytest.fixture
