@@ -31,6 +31,20 @@ from tests.standins.loopback import free_port
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "checkout-discount-crash"
 EXAMPLE_AT = "2026-03-10T13:38:14Z"
+
+
+def investigate_command(trigger: str, *, text: str = f"checkout 5xx on /pay --since 2h --at {EXAMPLE_AT}") -> dict[str, str]:
+    """The form fields of an on-call's `/investigate` in the incident channel; `trigger` makes each delivery distinct."""
+    return {
+        "command": "/investigate",
+        "text": text,
+        "user_id": "U0ONCALL1",
+        "channel_id": "C0INCIDENT",
+        "team_id": "T0TEAM001",
+        "trigger_id": trigger,
+    }
+
+
 T = TypeVar("T")
 
 

@@ -8,23 +8,15 @@ import time
 from collections import Counter
 from typing import Any
 
-from harness import EXAMPLE_AT, Stack, slack_surface, until
+from harness import EXAMPLE_AT, Stack, investigate_command, slack_surface, until
 from standin_slack import Call, Reply, SlackStandin, error, rate_limited, server_error
 
 from core.models import Status
 from core.store import Store
 
-CHANNEL = "C0INCIDENT"
-
 
 def command(trigger: str) -> dict[str, str]:
-    return {
-        "command": "/investigate",
-        "text": f"checkout 5xx --at {EXAMPLE_AT}",
-        "user_id": "U0ONCALL1",
-        "channel_id": CHANNEL,
-        "trigger_id": trigger,
-    }
+    return investigate_command(trigger, text=f"checkout 5xx --at {EXAMPLE_AT}")
 
 
 def finished(db: Store) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from harness import EXAMPLE_AT, Stack, slack_surface, until
+from harness import Stack, investigate_command, slack_surface, until
 from standin_openai import Call, Reply, StandinOpenAI
 from standin_slack import SlackStandin
 
@@ -17,14 +17,7 @@ from core.models import Investigation, Status
 from core.store import Store
 
 CHANNEL = "C0INCIDENT"
-COMMAND = {
-    "command": "/investigate",
-    "text": f"checkout 5xx on /pay --since 2h --at {EXAMPLE_AT}",
-    "user_id": "U0ONCALL1",
-    "channel_id": CHANNEL,
-    "team_id": "T0TEAM001",
-    "trigger_id": "1111.2222.kill",
-}
+COMMAND = investigate_command("1111.2222.kill")
 
 
 def hold_first_answers(llm: StandinOpenAI) -> threading.Event:

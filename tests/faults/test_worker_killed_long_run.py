@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import psutil
 import pytest
-from harness import EXAMPLE, EXAMPLE_AT, Proc, Stack, checkout_service, finished, gone, slack_surface, told_once, until
+from harness import EXAMPLE, Proc, Stack, checkout_service, finished, gone, investigate_command, slack_surface, told_once, until
 from redis import Redis
 from rq.job import Job
 from standin_slack import SlackStandin
@@ -27,15 +27,7 @@ from core.store import Store
 
 pytestmark = pytest.mark.slow
 
-CHANNEL = "C0INCIDENT"
-COMMAND = {
-    "command": "/investigate",
-    "text": f"checkout 5xx on /pay --since 2h --at {EXAMPLE_AT}",
-    "user_id": "U0ONCALL1",
-    "channel_id": CHANNEL,
-    "team_id": "T0TEAM001",
-    "trigger_id": "1111.2222.longrun",
-}
+COMMAND = investigate_command("1111.2222.longrun")
 READER = "agents.evidence.parallel import serve"
 LINES = 2_000_000
 

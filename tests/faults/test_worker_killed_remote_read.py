@@ -16,7 +16,19 @@ from urllib.parse import urlparse
 
 import psutil
 import pytest
-from harness import EXAMPLE, EXAMPLE_AT, Proc, Stack, checkout_service, finished, gone, report_posts, slack_surface, told_once, until
+from harness import (
+    EXAMPLE,
+    Proc,
+    Stack,
+    checkout_service,
+    finished,
+    gone,
+    investigate_command,
+    report_posts,
+    slack_surface,
+    told_once,
+    until,
+)
 from hostile_front import HostileFront
 from standin_loki import LokiStandin
 from standin_slack import SlackStandin
@@ -27,14 +39,7 @@ from core.store import Store
 pytestmark = pytest.mark.slow
 
 CHANNEL = "C0INCIDENT"
-COMMAND = {
-    "command": "/investigate",
-    "text": f"checkout 5xx on /pay --since 2h --at {EXAMPLE_AT}",
-    "user_id": "U0ONCALL1",
-    "channel_id": CHANNEL,
-    "team_id": "T0TEAM001",
-    "trigger_id": "1111.2222.remote",
-}
+COMMAND = investigate_command("1111.2222.remote")
 # Each page waits this long at the front; at PAGE entries a page the ~2,000 entries are a request or two per slice
 # (the store reads 8 slices one after another), so a read takes about ten seconds.
 SLOW_S = 1.0
