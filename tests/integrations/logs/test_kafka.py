@@ -227,12 +227,13 @@ def test_unreachable_brokers_are_retried_until_the_deadline_then_named(cluster: 
 
 
 def test_the_deadline_keeps_what_was_read_and_marks_the_read_truncated() -> None:
-    # Every request to this cluster takes 300 ms: partition 0 is read whole by about 3 s, the deadline falls in partition 1.
-    slow = MockCluster(**{"test.mock.broker.rtt": 300})
+    # Every request to this cluster takes 500 ms: partition 0 is read whole by about 5 s and all three by about 10.5 s, so a
+    # deadline of 8 s falls in partition 1 or 2 with room on both sides for a loaded CI machine (4 s had failed there).
+    slow = MockCluster(**{"test.mock.broker.rtt": 500})
     topic = _topic()
     for partition in range(3):
         slow.send(topic, _lines(50), partition=partition)
-    source = _source(slow, topic, deadline_s=4, timeout_s=2)
+    source = _source(slow, topic, deadline_s=8, timeout_s=2)
 
     events = list(source.events(*WINDOW))
 
