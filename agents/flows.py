@@ -181,16 +181,27 @@ def queue_investigation(investigation_id: str) -> None:
         threading.Thread(target=resolve(INVESTIGATE), args=(investigation_id,), name=f"inline-{investigation_id}", daemon=True).start()
 
 
-def queue_start(func: str, *args: Any, key: str | None, description: str) -> bool:
+def queue_start(func: str, *args: Any, key: str | None, description: str, on_failure: str | None = None) -> bool:
     """Queue the slow half of a person's request (posting the thread, recording the run) for a worker, ahead of runs.
 
     The web process acks Slack within its 3 s and should spend no more than a parse and a Redis write on it: this is
     that write. `key` (Slack's trigger id) makes a repeated delivery a no-op: False when it was queued before.
+    A start is not retried (its root message may be posted already); `on_failure` tells the person instead.
     Raises QueueUnavailable when Redis is down; the caller then does the work itself, which records the run.
     """
     job_id = f"start-{hashlib.sha256(key.encode()).hexdigest()[:32]}" if key else None
     try:
-        enqueue(get_redis(), func, *args, job_id=job_id, retries=0, timeout=START_TIMEOUT_S, description=description, at_front=True)
+        enqueue(
+            get_redis(),
+            func,
+            *args,
+            job_id=job_id,
+            retries=0,
+            timeout=START_TIMEOUT_S,
+            on_failure=on_failure,
+            description=description,
+            at_front=True,
+        )
     except AlreadyQueued:
         log.info("start_already_queued", job_id=job_id)
         return False

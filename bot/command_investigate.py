@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import TracebackType
+from typing import Any
 
 import structlog
 from slack_bolt import Ack
@@ -33,6 +35,7 @@ from core.alert import Alert
 from core.catalog import Catalog, CatalogError, parse_duration
 from core.models import Source
 from core.queue import QueueUnavailable
+from core.redaction import redact_text
 from core.settings import Settings, get_settings
 from core.timeparse import ACCEPTED_TIME_FORMS, parse_at
 from integrations.catalog import get_catalog
@@ -49,6 +52,7 @@ USAGE = (
 
 
 START_QUEUED = "bot.command_investigate.start_queued"
+ON_START_FAILURE = "bot.command_investigate.on_start_failure"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,7 @@ def hand_off(request: InvestigateRequest, command: SlashCommand, ctx: BotContext
             dict(command),
             key=f"slack-command:{command['trigger_id']}" if command.get("trigger_id") else None,
             description=f"start {request.service} for {command.get('user_id', '')}",
+            on_failure=ON_START_FAILURE,
         )
     except QueueUnavailable:
         start_from_command(request, command, ctx, catalog)
@@ -197,6 +202,29 @@ def hand_off(request: InvestigateRequest, command: SlashCommand, ctx: BotContext
 def start_queued(request: InvestigateRequest, command: SlashCommand) -> None:
     """The worker's half of a command: what `start_from_command` does, with this process's Slack client and catalog."""
     start_from_command(request, command, BotContext(settings=get_settings(), client=get_client()), get_catalog())
+
+
+def on_start_failure(
+    job: Any, _connection: Any, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: TracebackType | None
+) -> None:
+    """RQ failure callback of `start_queued`: the caller was told "queued" and would otherwise wait for a thread forever.
+
+    The expected failures (Slack, the database, Redis) are told inside the start; this is for the rest, such as a
+    catalog edited into an unreadable state between the ack and the start, or a worker that died while starting.
+    """
+    request, command = job.args
+    name = exc_type.__name__ if exc_type is not None else "error"
+    reason = "the worker starting it stopped" if name == "AbandonedJobError" else redact_text(f"{name}: {exc}" if exc else name)
+    log.error("command_start_failed", service=request.service, reason=reason)
+    BotContext(settings=get_settings(), client=get_client()).ephemeral(
+        channel=command.get("channel_id", ""),
+        user=command.get("user_id", ""),
+        text=f":warning: The investigation of *{escape(request.service)}* could not be started: {escape(reason[:_REASON_CHARS])}\n"
+        "If no thread about it appeared in this channel, run the command again.",
+    )
+
+
+_REASON_CHARS = 400
 
 
 def start_from_command(request: InvestigateRequest, command: SlashCommand, ctx: BotContext, catalog: Catalog) -> None:

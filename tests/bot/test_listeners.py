@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,6 +84,26 @@ def test_database_down_gets_a_try_again_ephemeral_not_an_error(
     ephemeral = wait_until(lambda: slack.of("chat.postEphemeral"))
     assert "temporarily unavailable" in ephemeral[0].params["text"] and "try again in a minute" in ephemeral[0].params["text"]
     assert not slack.of("chat.postMessage"), "no thread is opened for a request that could not be recorded"
+
+
+def test_a_start_that_fails_unexpectedly_tells_the_caller_instead_of_leaving_them_waiting(
+    web: WebServer, slack: SlackStandin, worker: Worker, catalog_file: Path
+) -> None:
+    response = web.command(fixture("slash_command.json"))
+    assert "Queued an investigation" in response.text
+    # Someone saves a broken catalog between the ack and the worker's start.
+    broken = catalog_file.with_suffix(".new")
+    broken.write_text("services:\n  notifications-worker: [unclosed\n", encoding="utf-8")
+    broken.replace(catalog_file)
+
+    worker.drain()
+
+    ephemeral = wait_until(lambda: slack.of("chat.postEphemeral"))
+    assert len(ephemeral) == 1 and ephemeral[0].params["user"] == fixture("slash_command.json")["user_id"]
+    text = ephemeral[0].params["text"]
+    assert "could not be started" in text and "CatalogError" in text and "services.yaml" in text and "run the command again" in text
+    assert not slack.of("chat.postMessage"), "no thread was opened"
+    assert get_store().list_investigations()[0] == []
 
 
 def test_slash_command_retried_with_the_same_trigger_starts_one_investigation(
