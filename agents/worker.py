@@ -81,7 +81,15 @@ def run_worker(*, burst: bool = False) -> None:
     # RQ's maintenance retries or fails jobs whose worker died and takes over a dead worker's scheduler (which runs
     # the retries); an idle worker only gets to it between blocking dequeues of `worker_ttl - 15` s (default 405).
     interval = max(1, int(every_s))
-    worker = Worker([queue], connection=redis, job_class=TracedJob, maintenance_interval=interval, worker_ttl=interval + 15)
+    worker = Worker(
+        [queue],
+        connection=redis,
+        job_class=TracedJob,
+        maintenance_interval=interval,
+        worker_ttl=interval + 15,
+        # RQ's default of 30 s let an abandoned run wait up to 90 s; the heartbeat is one Redis write.
+        job_monitoring_interval=settings.worker_heartbeat_s,
+    )
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
     finally:

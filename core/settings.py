@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     worker_sweep_interval_s: float = Field(
         60.0, description="How often a worker looks for abandoned jobs, stuck investigations and ones recorded while Redis was down."
     )
+    worker_heartbeat_s: int = Field(
+        10,
+        ge=1,
+        description="How often a busy worker renews its job's heartbeat. RQ calls a job abandoned 60 s after the last one, "
+        "so a killed worker's run is retried or failed 60 s to 60 s + this after it died.",
+    )
     source_deadline_s: float = Field(
         60.0, description="Longest wait for a change, deploy, metric or runbook source; later it is a degraded entry."
     )

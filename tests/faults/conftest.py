@@ -79,6 +79,7 @@ def base_env(tmp_path: Path, fault_db: str, queue_name: str, catalog_file: Path,
         "API_RATE_LIMIT_PER_KEY": "100000/minute",
         "API_RATE_LIMIT_PER_IP": "100000/minute",
         "WORKER_SWEEP_INTERVAL_S": "1",
+        "WORKER_HEARTBEAT_S": "1",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "info",
     }

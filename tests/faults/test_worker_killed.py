@@ -118,7 +118,7 @@ def test_worker_process_group_killed_mid_run_is_picked_up_by_another_worker(
     until(lambda: llm.calls, timeout=90, what="the worker reaching the LLM")
     doomed.kill_group()
     released.set()
-    # RQ only calls a job abandoned once its worker's heartbeat has lapsed (about 90 s); the survivor's maintenance finds it then.
+    # RQ only calls a job abandoned once its worker's heartbeat has lapsed (about 61 s); the survivor's maintenance finds it then.
     stack.worker(**llm_env(llm, 1))
 
     final = until(lambda: finished(db), timeout=150, every=0.5, what="another worker finishing the abandoned investigation")

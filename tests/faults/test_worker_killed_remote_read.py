@@ -44,8 +44,8 @@ COMMAND = investigate_command("1111.2222.remote")
 # (the store reads 8 slices one after another), so a read takes about ten seconds.
 SLOW_S = 1.0
 PAGE = 500
-# RQ calls a started job abandoned only once its execution heartbeat lapses: each heartbeat (every 30 s) holds for
-# 90 s, so 60-90 s after the kill. A retry then waits RETRY_INTERVALS[0] = 10 s and reads every page again.
+# RQ calls a started job abandoned only once its execution heartbeat lapses: each heartbeat (every WORKER_HEARTBEAT_S,
+# 1 s here) holds for 60 s more, so about 61 s after the kill. A retry then waits RETRY_INTERVALS[0] = 10 s and reads every page again.
 ABANDONED_WITHIN_S = 150
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 
