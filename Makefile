@@ -26,7 +26,7 @@ services:
 
 # Two workers, one test module each at a time (modules share a started stack): half the wall time on 2 cores.
 test: install services
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check .
