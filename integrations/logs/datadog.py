@@ -4,30 +4,24 @@ The window goes in as absolute ISO times (`filter.from`/`filter.to`), sorted by
 timestamp ascending, up to 1,000 logs a page, the next page asked with the cursor
 `meta.page.after`. Each log's message is its line, its `status` the level when the
 message does not say it, and its `host`, `service`, tags and attributes its labels.
-The client's own retries stay off: a 429 waits what `X-RateLimit-Reset` says only
-while the source's deadline allows, which the client cannot know.
+The client and its errors are shared with the metrics kind (`integrations.datadog_api`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from integrations import roles
+from integrations import datadog_api, roles
 from integrations.errors import SourceError
 from integrations.logs.store import LogStore, Record, Session, StoreOptions
 from integrations.logs.store_fields import first_page, flat_labels, iso_utc, stated_line, tag_labels
-from integrations.plugin import EnvVarName, SourceKind, secret_from_env
-from integrations.remote_calls import RetryableError
-
-if TYPE_CHECKING:
-    from datadog_api_client import ApiClient
-    from datadog_api_client.exceptions import ApiException
+from integrations.plugin import EnvVarName, SourceKind
 
 MAX_PAGE = 1000
 # Datadog keeps milliseconds: the bounds are widened to whole ones, the base drops what lies outside the window.
@@ -53,8 +47,9 @@ class DatadogLogSource(LogStore):
     def __init__(self, options: DatadogLogsOptions) -> None:
         self.options: DatadogLogsOptions = options
         self.url = (options.api_url or f"https://api.{options.site}").rstrip("/")
-        self._api_key: SecretStr = secret_from_env(options.api_key_env, purpose="datadog logs API key")
-        self._app_key: SecretStr = secret_from_env(options.app_key_env, purpose="datadog logs application key")
+        self._keys = datadog_api.DatadogKeys.from_env(
+            options.api_key_env, options.app_key_env, permission="logs_read_data", purpose="datadog logs"
+        )
         super().__init__(options)
 
     def describe(self) -> str:
@@ -76,7 +71,7 @@ class DatadogLogSource(LogStore):
             indexes=list(self.options.indexes),
         )
         cursor: str | None = None
-        with self._client() as client:
+        with datadog_api.client(self.url, self._keys, self.options.timeout_s, raw=True) as client:
             api = LogsApi(client)
             while True:
                 page = LogsListRequestPage(limit=self.options.page_size, **({"cursor": cursor} if cursor else {}))
@@ -84,7 +79,7 @@ class DatadogLogSource(LogStore):
 
                 def once(body: LogsListRequest = body) -> dict[str, Any]:
                     client.configuration.request_timeout = session.timeout()
-                    return self._guarded("the log search", lambda: _json(api.list_logs(body=body)))
+                    return datadog_api.guarded(lambda: _json(api.list_logs(body=body)), "the log search", self._keys)
 
                 answer = session.call(once, what=f"Datadog logs search at {self.url}")
                 meta = answer.get("meta") or {}
@@ -95,55 +90,6 @@ class DatadogLogSource(LogStore):
                 if cursor is None:
                     return
                 session.follow(cursor)
-
-    def _client(self) -> ApiClient:
-        # The client is imported when a source reads, not when the registry lists kinds: it is a large package.
-        from datadog_api_client import ApiClient, Configuration
-
-        configuration = Configuration(
-            host=self.url,
-            api_key={"apiKeyAuth": self._api_key.get_secret_value(), "appKeyAuth": self._app_key.get_secret_value()},
-            request_timeout=self.options.timeout_s,
-        )
-        # Retries are ours (bounded by the deadline); the client's would sleep for as long as the reset says.
-        configuration.enable_retry = False
-        # The answer as JSON, not as the client's models: building them costs about a millisecond a log,
-        # which caps a read at a thousand logs a second; errors are raised from the status all the same.
-        configuration.preload_content = False
-        return ApiClient(configuration)
-
-    def _guarded(self, what: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        import urllib3
-        from datadog_api_client.exceptions import ApiException, OpenApiException
-
-        try:
-            return call()
-        except ApiException as exc:
-            raise self._error(exc, what) from None
-        except urllib3.exceptions.HTTPError as exc:
-            # urllib3's text names the URL and the cause; the class name is enough and carries nothing secret.
-            raise RetryableError(f"no answer ({type(exc).__name__})") from None
-        except OpenApiException as exc:
-            raise SourceError(f"answered {what} in an unexpected shape ({type(exc).__name__})") from None
-
-    def _error(self, exc: ApiException, what: str) -> SourceError:
-        # Never str(exc): it prints the response headers; only the status and Datadog's own `errors` are shown.
-        status = int(exc.status or 0)
-        body = exc.body if isinstance(exc.body, dict) else {}
-        errors = " ".join(" ".join(str(e) for e in body.get("errors") or []).split())[:300]
-        detail = f": {errors}" if errors else ""
-        headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
-        if status == 429:
-            reset = headers.get("x-ratelimit-reset", "")
-            return RetryableError(f"rate-limited (429; resets in {reset or '?'}s)", wait_s=float(reset) if reset.isdigit() else None)
-        if status >= 500:
-            return RetryableError(f"answered {status}{detail}")
-        if status in (401, 403):
-            return SourceError(
-                f"refused the keys ({status}{detail}); check {self.options.api_key_env} and {self.options.app_key_env}, "
-                "and that the application key has the logs_read_data permission"
-            )
-        return SourceError(f"rejected {what} ({status}{detail})")
 
 
 def record_of(item: dict[str, Any]) -> Record:

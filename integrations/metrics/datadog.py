@@ -1,9 +1,8 @@
 """The `datadog_metrics` kind: the catalog's Datadog metric queries read with datadog-api-client (`GET /api/v1/query`).
 
 Each query's series (`series[].pointlist` of `[epoch ms, value | null]`, tags in
-`tag_set`/`scope`, the unit in `unit[0]`/`unit[1]`) become `Series`. The client's own
-retries stay off: a 429 waits what `X-RateLimit-Reset` says only while the source's
-deadline allows, which the client's retry policy cannot know.
+`tag_set`/`scope`, the unit in `unit[0]`/`unit[1]`) become `Series`. The client and its
+errors are shared with the log kind (`integrations.datadog_api`).
 """
 
 from __future__ import annotations
@@ -14,18 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from integrations import roles
+from integrations import datadog_api, roles
 from integrations.errors import SourceError
 from integrations.metrics.base import Series
 from integrations.metrics.queries import MetricQuery, QueryBounds, SeriesResult, finite, run_queries, shown_labels
-from integrations.plugin import EnvVarName, SourceKind, SourceOptions, secret_from_env
-from integrations.remote_calls import Deadline, RetryableError, with_retries
+from integrations.plugin import EnvVarName, SourceKind, SourceOptions
+from integrations.remote_calls import Deadline, with_retries
 
 if TYPE_CHECKING:
     from datadog_api_client import ApiClient
-    from datadog_api_client.exceptions import ApiException
 
 
 class DatadogOptions(SourceOptions, QueryBounds):
@@ -89,57 +87,17 @@ class DatadogMetricsSource:
     def __init__(self, options: DatadogOptions) -> None:
         self.name = options.name or "datadog_metrics"
         self.options = options
-        self._api_key: SecretStr = secret_from_env(options.api_key_env, purpose="datadog_metrics API key")
-        self._app_key: SecretStr = secret_from_env(options.app_key_env, purpose="datadog_metrics application key")
+        self._keys = datadog_api.DatadogKeys.from_env(
+            options.api_key_env, options.app_key_env, permission="timeseries_query", purpose="datadog_metrics"
+        )
         self.where = f"Datadog at {options.site_url.rstrip('/')}"
 
-    def _client(self, timeout: float) -> ApiClient:
-        # The client is imported when a source reads, not when the registry lists kinds: it is a large package.
-        from datadog_api_client import ApiClient, Configuration
-
-        configuration = Configuration(
-            host=self.options.site_url.rstrip("/"),
-            api_key={"apiKeyAuth": self._api_key.get_secret_value(), "appKeyAuth": self._app_key.get_secret_value()},
-            request_timeout=timeout,
-        )
-        # Retries are ours (bounded by the deadline); the client's would sleep for as long as the reset says.
-        configuration.enable_retry = False
-        return ApiClient(configuration)
-
     def _call(self, what: str, timeout: float, call: Callable[[ApiClient], dict[str, Any]]) -> dict[str, Any]:
-        import urllib3
-        from datadog_api_client.exceptions import ApiException, OpenApiException
-
-        try:
-            with self._client(timeout) as client:
+        def once() -> dict[str, Any]:
+            with datadog_api.client(self.options.site_url.rstrip("/"), self._keys, timeout) as client:
                 return call(client)
-        except ApiException as exc:
-            raise self._error(exc, what) from None
-        except urllib3.exceptions.HTTPError as exc:
-            # urllib3's text names the URL and the cause; the class name is enough and carries nothing secret.
-            raise RetryableError(f"{self.where} cannot be reached ({type(exc).__name__})") from None
-        except OpenApiException as exc:
-            raise SourceError(f"{self.where} answered in an unexpected shape for {what} ({type(exc).__name__})") from None
 
-    def _error(self, exc: ApiException, what: str) -> SourceError:
-        # Never str(exc): it prints the response headers; only the status and Datadog's own `errors` are shown.
-        status = int(exc.status or 0)
-        body = exc.body if isinstance(exc.body, dict) else {}
-        errors = " ".join(" ".join(str(e) for e in body.get("errors") or []).split())[:300]
-        detail = f": {errors}" if errors else ""
-        headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
-        if status == 429:
-            reset = headers.get("x-ratelimit-reset", "")
-            wait = float(reset) if reset.isdigit() else None
-            return RetryableError(f"{self.where} rate-limited {what} (429; resets in {reset or '?'}s)", wait_s=wait)
-        if status >= 500:
-            return RetryableError(f"{self.where} answered {status} for {what}{detail}")
-        if status in (401, 403):
-            return SourceError(
-                f"{self.where} refused the keys ({status}{detail}); check {self.options.api_key_env} and {self.options.app_key_env}, "
-                "and that the application key has the timeseries_query permission"
-            )
-        return SourceError(f"{self.where} rejected {what} ({status}{detail})")
+        return datadog_api.guarded(once, what, self._keys, where=self.where)
 
     def series(self, start: datetime, end: datetime) -> SeriesResult:
         deadline = Deadline(self.options.deadline_s)
