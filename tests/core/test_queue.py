@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bot_harness import DrainWorker
 from redis import Redis
-from rq import SimpleWorker
 
 from core.models import Investigation, Source, Status
 from core.queue import AlreadyQueued, QueueUnavailable, enqueue, get_queue
@@ -49,7 +49,7 @@ def _row() -> Investigation:
 def test_failure_callback_marks_failed_only_after_the_last_retry(app_env: dict[str, str], redis_conn: Redis) -> None:
     row = _row()
     enqueue(redis_conn, f"{__name__}.explode", row.id, job_id=row.id, retries=1, on_failure="agents.jobs.on_investigation_failure")
-    worker = SimpleWorker([get_queue(redis_conn)], connection=redis_conn)
+    worker = DrainWorker([get_queue(redis_conn)], connection=redis_conn)
     worker.work(burst=True)
     # First attempt failed, one retry is left (scheduled 10 s later): the investigation is not failed yet.
     assert get_store().require(row.id).status == Status.queued.value

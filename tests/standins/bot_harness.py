@@ -66,7 +66,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-class _DrainWorker(SimpleWorker):
+class DrainWorker(SimpleWorker):
     """A burst worker without RQ's pub/sub listener thread.
 
     That channel only carries remote commands (stop, kill a job), which a test drain never gets;
@@ -87,7 +87,7 @@ class Worker:
 
     def drain(self) -> None:
         """Run every queued job now, in this process (progress reaches Slack through the registered poster)."""
-        _DrainWorker([Queue(self.queue_name, connection=self.redis)], connection=self.redis).work(burst=True, logging_level="WARNING")
+        DrainWorker([Queue(self.queue_name, connection=self.redis)], connection=self.redis).work(burst=True, logging_level="WARNING")
 
     def run_starts(self, timeout: float = 10.0) -> int:
         """Run the queued starts of commands (root post, record) here, leaving the runs they queue waiting; how many ran.
