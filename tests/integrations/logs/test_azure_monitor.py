@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from standin_log_analytics import LogAnalyticsStandin
-from store_kit import TimeIndexedStore, engine_read, stored
+from store_kit import engine_read, stored
 
-from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogSourceContract, MakeLogSource, Options
+from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogStoreContract, MakeLogSource, Options
 from integrations.logs import azure_monitor
 from integrations.logs.azure_monitor import AzureMonitorOptions, AzureMonitorSource
 
@@ -62,8 +62,9 @@ def _rows(count: int, *, every: timedelta = timedelta(seconds=1), container: str
     ]
 
 
-class TestAzureMonitorContract(TimeIndexedStore, LogSourceContract):
+class TestAzureMonitorContract(LogStoreContract):
     kind = azure_monitor.KIND
+    stamped_on_arrival = True
 
     @pytest.fixture
     def make_source(self, token: LogAnalyticsStandin) -> Iterator[MakeLogSource]:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from standin_cloud_logging import CloudEntry, CloudLoggingStandin
-from store_kit import TimeIndexedStore, engine_read, stored
+from store_kit import engine_read, stored
 
-from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogSourceContract, MakeLogSource, Options
+from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogStoreContract, MakeLogSource, Options
 from integrations.logs import cloud_logging
 from integrations.logs.cloud_logging import CloudLoggingOptions, CloudLoggingSource
 
@@ -40,8 +40,9 @@ def _entries(count: int, *, every: timedelta = timedelta(seconds=1)) -> list[Clo
     ]
 
 
-class TestCloudLoggingContract(TimeIndexedStore, LogSourceContract):
+class TestCloudLoggingContract(LogStoreContract):
     kind = cloud_logging.KIND
+    stamped_on_arrival = True
 
     @pytest.fixture
     def make_source(self) -> Iterator[MakeLogSource]:

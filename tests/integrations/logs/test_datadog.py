@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from standin_datadog_logs import DatadogLog, DatadogLogsStandin
-from store_kit import TimeIndexedStore, engine_read, stored
+from store_kit import engine_read, stored
 
-from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogSourceContract, MakeLogSource, Options
+from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogStoreContract, MakeLogSource, Options
 from integrations.logs import datadog
 from integrations.logs.datadog import DatadogLogsOptions, DatadogLogSource
 
@@ -41,8 +41,9 @@ def _logs(count: int, *, every: timedelta = timedelta(seconds=1)) -> list[Datado
     return [DatadogLog(START + every * i, f"payment failed for order {i}", status="error") for i in range(count)]
 
 
-class TestDatadogContract(TimeIndexedStore, LogSourceContract):
+class TestDatadogContract(LogStoreContract):
     kind = datadog.KIND
+    stamped_on_arrival = True
 
     @pytest.fixture
     def make_source(self, keys: DatadogLogsStandin) -> Iterator[MakeLogSource]:

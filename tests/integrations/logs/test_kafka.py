@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from store_kit import TimeIndexedStore, engine_read, stored
+from store_kit import engine_read, stored
 
-from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogSourceContract, MakeLogSource, Options
+from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogStoreContract, MakeLogSource, Options
 from integrations.errors import SourceError
 from integrations.logs import kafka
 from integrations.logs.kafka import KafkaLogSource, KafkaOptions
@@ -79,8 +79,9 @@ def _source(cluster: MockCluster, topic: str, **extra: Any) -> KafkaLogSource:
     return KafkaLogSource(KafkaOptions.model_validate({"bootstrap_servers": cluster.bootstrap, "topic": topic, **extra}))
 
 
-class TestKafkaContract(TimeIndexedStore, LogSourceContract):
+class TestKafkaContract(LogStoreContract):
     kind = kafka.KIND
+    stamped_on_arrival = True
 
     @pytest.fixture
     def make_source(self, cluster: MockCluster) -> MakeLogSource:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from standin_splunk import SplunkEvent, SplunkStandin
-from store_kit import TimeIndexedStore, engine_read, stored
+from store_kit import engine_read, stored
 
-from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogSourceContract, MakeLogSource, Options
+from contracts import END, SECRET_DIR, START, WINDOW, Broken, LogRecord, LogStoreContract, MakeLogSource, Options
 from integrations.logs import splunk
 from integrations.logs.splunk import SplunkLogSource, SplunkOptions
 
@@ -49,8 +49,9 @@ def _events(count: int, *, every: timedelta = timedelta(seconds=1)) -> list[Splu
     ]
 
 
-class TestSplunkContract(TimeIndexedStore, LogSourceContract):
+class TestSplunkContract(LogStoreContract):
     kind = splunk.KIND
+    stamped_on_arrival = True
 
     @pytest.fixture
     def make_source(self, credentials: SplunkStandin) -> Iterator[MakeLogSource]:
