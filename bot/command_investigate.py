@@ -53,6 +53,8 @@ USAGE = (
 
 START_QUEUED = "bot.command_investigate.start_queued"
 ON_START_FAILURE = "bot.command_investigate.on_start_failure"
+# How much of an unforeseen failure's text the caller's ephemeral shows.
+_REASON_CHARS = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +224,6 @@ def on_start_failure(
         text=f":warning: The investigation of *{escape(request.service)}* could not be started: {escape(reason[:_REASON_CHARS])}\n"
         "If no thread about it appeared in this channel, run the command again.",
     )
-
-
-_REASON_CHARS = 400
 
 
 def start_from_command(request: InvestigateRequest, command: SlashCommand, ctx: BotContext, catalog: Catalog) -> None:
